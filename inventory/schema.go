@@ -1,0 +1,318 @@
+package inventory
+
+// The types below are the inventory's schema. Their doc comments are the
+// field reference: docs/inventory.md is generated from them (see
+// TestReferenceIsCurrent), so a comment here is what users read.
+
+// Inventory is the whole declarative description of what lghsctl manages.
+type Inventory struct {
+	// Schema version of this file. Only 1 exists.
+	Version int `yaml:"version"`
+	// Name of this inventory. Everything lghsctl creates in the cloud is
+	// tagged `lghsctl=<name>` so that it only ever changes or deletes what it
+	// made. Lower-case letters, digits and dashes.
+	Name string `yaml:"name"`
+	// Where and how to reach the Scaleway API.
+	Scaleway Scaleway `yaml:"scaleway"`
+	// DNS zones lghsctl may write records in, and how to reach their provider.
+	DNS DNS `yaml:"dns"`
+	// The ACME certificate authority and account used for site certificates.
+	ACME *ACME `yaml:"acme"`
+	// Public SSH keys of the project's admins. They are registered as
+	// Scaleway project keys (installed for root when an instance boots) and
+	// used for the admin accounts below.
+	SSHKeys []SSHKey `yaml:"ssh_keys"`
+	// Personal admin accounts created on every host (one account per
+	// admin, with sudo), each allowed in with the named keys.
+	Admins []Admin `yaml:"admins"`
+	// Scaleway security groups, referenced by hosts.
+	SecurityGroups []SecurityGroup `yaml:"security_groups"`
+	// The servers lghsctl provisions and configures.
+	Hosts []Host `yaml:"hosts"`
+	// The data move from the old server to a host of this inventory.
+	Migrate *Migrate `yaml:"migrate"`
+}
+
+// Scaleway says which account and project to use. Credentials are never in
+// the inventory: they come from the Scaleway SDK's usual places (SCW_*
+// environment variables, then ~/.config/scw/config.yaml and its profiles).
+type Scaleway struct {
+	// Profile of ~/.config/scw/config.yaml to use; empty means the active
+	// profile (SCW_PROFILE or active_profile in the file).
+	Profile string `yaml:"profile"`
+	// Project name, as shown in the console. Resolved to its ID through the
+	// API; must match project_id when both are given.
+	Project string `yaml:"project"`
+	// Project ID (a UUID). Defaults to the profile's default_project_id.
+	ProjectID string `yaml:"project_id"`
+	// Default zone for hosts, e.g. fr-par-1.
+	Zone string `yaml:"zone"`
+}
+
+// DNS lists the zones lghsctl manages records in.
+type DNS struct {
+	// DNS provider. Only cloudflare is supported.
+	Provider string `yaml:"provider"`
+	// API token used to manage records (zone read + DNS edit on the zones
+	// below). Defaults to the environment variable CLOUDFLARE_API_TOKEN.
+	Token SecretRef `yaml:"token"`
+	// Default TTL of the records lghsctl writes, in seconds (60–86400), or
+	// 1 for the provider's automatic TTL.
+	TTL int `yaml:"ttl"`
+	// The zones. Every DNS name of a host must sit in one of them.
+	Zones []Zone `yaml:"zones"`
+}
+
+// Zone is one DNS zone, like lghs.be.
+type Zone struct {
+	// Zone apex, e.g. lghs.be.
+	Name string `yaml:"name"`
+	// Token for DNS-01 challenges in this zone, limited to DNS edit on this
+	// one zone, as Cloudflare recommends. It is copied (mode 0600) to hosts
+	// that renew certificates for names in this zone. Defaults to dns.token.
+	ACMEToken SecretRef `yaml:"acme_token"`
+}
+
+// ACME configures certificate issuance.
+type ACME struct {
+	// Contact e-mail of the ACME account.
+	Email string `yaml:"email"`
+	// Directory: letsencrypt, letsencrypt-staging, or the https:// URL of
+	// an ACME directory. Defaults to letsencrypt.
+	Directory string `yaml:"directory"`
+	// PEM file of extra CA roots to trust when talking to the directory
+	// (e.g. a test CA).
+	CABundle string `yaml:"ca_bundle"`
+	// Private key type of certificates: ec256 (default), ec384, rsa2048,
+	// rsa4096.
+	KeyType string `yaml:"key_type"`
+	// Renew when the certificate expires within this long (default 30d),
+	// unless the CA's renewal info says otherwise.
+	RenewBefore Duration `yaml:"renew_before"`
+	// Publish CAA records limiting issuance to this CA and account over
+	// DNS-01. Defaults to true for Let's Encrypt directories and false for
+	// others.
+	CAA *bool `yaml:"caa"`
+	// DNS resolvers (host:port) used to check that challenge records have
+	// propagated. Empty means the zone's authoritative servers.
+	Resolvers []string `yaml:"resolvers"`
+}
+
+// SSHKey is a named public key.
+type SSHKey struct {
+	// Name of the key, as registered in Scaleway (e.g. who and when:
+	// william_gathoye_ssh_key_2021-10-23_lghs_ed25519).
+	Name string `yaml:"name"`
+	// The public key in authorized_keys format.
+	PublicKey string `yaml:"public_key"`
+	// A file holding the public key, instead of public_key.
+	PublicKeyFile string `yaml:"public_key_file"`
+}
+
+// Admin is a personal account on every host.
+type Admin struct {
+	// Login name.
+	Name string `yaml:"name"`
+	// Names of entries of ssh_keys allowed to log in as this admin.
+	SSHKeys []string `yaml:"ssh_keys"`
+	// Whether the admin may use sudo (without password). Defaults to true.
+	Sudo *bool `yaml:"sudo"`
+}
+
+// SecurityGroup is a Scaleway security group.
+type SecurityGroup struct {
+	// Name of the group.
+	Name string `yaml:"name"`
+	// What happens to inbound traffic no rule matches: accept or drop.
+	InboundDefault string `yaml:"inbound_default"`
+	// What happens to outbound traffic no rule matches: accept or drop.
+	OutboundDefault string `yaml:"outbound_default"`
+	// Let replies to allowed traffic through. Defaults to true.
+	Stateful *bool `yaml:"stateful"`
+	// Allow outbound SMTP (ports 25, 465, 587), i.e. turn Scaleway's
+	// default SMTP block off (enable_default_security: false). The account
+	// must be allowed to send mail.
+	AllowSMTP bool `yaml:"allow_smtp"`
+	// Rules, in order. Each rule applies to IPv4 and IPv6 unless ip_ranges
+	// says otherwise.
+	Rules []Rule `yaml:"rules"`
+	// Keep rules added outside lghsctl (e.g. in the console) instead of
+	// removing them.
+	KeepUnknownRules bool `yaml:"keep_unknown_rules"`
+}
+
+// Rule is one security group rule.
+type Rule struct {
+	// inbound (default) or outbound.
+	Direction string `yaml:"direction"`
+	// accept (default) or drop.
+	Action string `yaml:"action"`
+	// TCP, UDP, ICMP or ANY. An ICMP rule also covers ICMPv6 for IPv6
+	// ranges (the API has no separate ICMPv6 protocol).
+	Protocol string `yaml:"protocol"`
+	// Destination port or range, like 22 or 8000-8100. Only for TCP and
+	// UDP; empty means all ports.
+	Ports PortRange `yaml:"ports"`
+	// Source (inbound) or destination (outbound) ranges in CIDR notation.
+	// Defaults to 0.0.0.0/0 and ::/0.
+	IPRanges []string `yaml:"ip_ranges"`
+}
+
+// Host is one server.
+type Host struct {
+	// Name of the server (and of its Scaleway instance). Lower-case letters,
+	// digits and dashes.
+	Name string `yaml:"name"`
+	// Who provides the machine: scaleway (default: lghsctl creates it) or
+	// none (an existing machine reached at ssh.address; only host setup runs).
+	Provider string `yaml:"provider"`
+	// Scaleway zone; defaults to scaleway.zone.
+	Zone string `yaml:"zone"`
+	// Commercial type, e.g. DEV1-M.
+	Type string `yaml:"type"`
+	// Marketplace image label, e.g. debian_trixie (default) or
+	// debian_bookworm.
+	Image string `yaml:"image"`
+	// The root volume.
+	RootVolume Volume `yaml:"root_volume"`
+	// Attach a routed IPv4 flexible IP. Defaults to true.
+	IPv4 *bool `yaml:"ipv4"`
+	// Attach a routed IPv6 flexible IP (/64 prefix). Defaults to true.
+	IPv6 *bool `yaml:"ipv6"`
+	// Name of the security group (from security_groups).
+	SecurityGroup string `yaml:"security_group"`
+	// Extra tags on the instance (ownership tags are always added).
+	Tags []string `yaml:"tags"`
+	// DNS names pointing at this host (A and AAAA records).
+	DNS []DNSName `yaml:"dns"`
+	// How lghsctl logs in.
+	SSH SSH `yaml:"ssh"`
+	// root's SSH login: prohibit-password (default: keys only) or no (only
+	// once a non-root admin has been verified to log in with a key).
+	RootLogin string `yaml:"root_login"`
+	// Extra Debian packages to install, in one transaction.
+	Packages []string `yaml:"packages"`
+	// Run apt-get dist-upgrade on each run.
+	DistUpgrade bool `yaml:"dist_upgrade"`
+	// Enable unattended security upgrades. Defaults to true.
+	UnattendedUpgrades *bool `yaml:"unattended_upgrades"`
+	// Docker Engine.
+	Docker *Docker `yaml:"docker"`
+	// Directories to create, with owner and mode.
+	Directories []Directory `yaml:"directories"`
+	// Web sites served by nginx on this host.
+	Sites []Site `yaml:"sites"`
+}
+
+// Volume is a disk.
+type Volume struct {
+	// Volume name. Defaults to the host name.
+	Name string `yaml:"name"`
+	// Size, like 40GB. Defaults to the largest local volume the type allows.
+	Size Size `yaml:"size"`
+}
+
+// DNSName is one name of a host.
+type DNSName struct {
+	// Fully qualified name, e.g. chat.lghs.be. Must sit in a zone of dns.zones.
+	Name string `yaml:"name"`
+	// Proxy through Cloudflare (orange cloud). Defaults to false: DNS only,
+	// so SSH and DNS-01 keep working and clients see the host's addresses.
+	Proxied bool `yaml:"proxied"`
+	// TTL in seconds; defaults to dns.ttl.
+	TTL int `yaml:"ttl"`
+	// technical (the host's own name, used to reach it and kept by
+	// clones) or public (the name users type; moved by migrate cutover).
+	// Defaults to public.
+	Role string `yaml:"role"`
+}
+
+// SSH says how to reach a host.
+type SSH struct {
+	// Address or name to connect to. Defaults to the host's IPv4 address
+	// from the cloud (or, when the machine has only IPv6, its IPv6 address).
+	Address string `yaml:"address"`
+	// Login user. Defaults to root.
+	User string `yaml:"user"`
+	// Port. Defaults to 22.
+	Port int `yaml:"port"`
+	// Private key file. Without it, keys come from ssh-agent and the
+	// ~/.ssh/config entry.
+	IdentityFile string `yaml:"identity_file"`
+	// A Host alias of ~/.ssh/config whose HostName, User, Port,
+	// IdentityFile and ProxyJump apply (fields above override it).
+	ConfigHost string `yaml:"config_host"`
+	// Jump host(s), as in ssh -J: [user@]host[:port][,...].
+	ProxyJump string `yaml:"proxy_jump"`
+	// known_hosts file pinning host keys. Defaults to known_hosts next to
+	// the inventory.
+	KnownHosts string `yaml:"known_hosts"`
+}
+
+// Docker configures Docker Engine on a host.
+type Docker struct {
+	// Where Docker comes from: docker (Docker's official apt repository,
+	// default) or debian (Debian's docker.io and docker-compose packages).
+	Source string `yaml:"source"`
+	// Maximum size of a container log file before rotation (default 10m).
+	LogMaxSize string `yaml:"log_max_size"`
+	// Number of rotated log files kept per container (default 3).
+	LogMaxFiles int `yaml:"log_max_files"`
+}
+
+// Directory is a directory on a host.
+type Directory struct {
+	// Absolute path.
+	Path string `yaml:"path"`
+	// Owner (default root).
+	Owner string `yaml:"owner"`
+	// Group (default root).
+	Group string `yaml:"group"`
+	// Permissions in octal, like 0750 (default 0755).
+	Mode Mode `yaml:"mode"`
+}
+
+// Site is a web site served by nginx as a reverse proxy.
+type Site struct {
+	// Primary name of the site; also the certificate name.
+	Name string `yaml:"name"`
+	// Other names served by the same site and certificate.
+	Aliases []string `yaml:"aliases"`
+	// Address of the application, like [::1]:3000 or 127.0.0.1:3000.
+	Upstream string `yaml:"upstream"`
+	// Pass websocket upgrades through. Defaults to true.
+	Websockets *bool `yaml:"websockets"`
+	// Largest request body accepted, like 200M (nginx client_max_body_size).
+	// Defaults to 1M.
+	ClientMaxBodySize string `yaml:"client_max_body_size"`
+	// Send Strict-Transport-Security. Defaults to true.
+	HSTS *bool `yaml:"hsts"`
+	// Where the certificate comes from: acme (default) or self-signed.
+	TLS string `yaml:"tls"`
+}
+
+// Migrate describes the data move from the old server.
+type Migrate struct {
+	// The old server. Nothing is installed or changed on it.
+	From MigrateSource `yaml:"from"`
+	// Name of the host (from hosts) the data moves to.
+	To string `yaml:"to"`
+	// Name of the site (on that host) whose application receives the data.
+	Site string `yaml:"site"`
+}
+
+// MigrateSource is the old server of a migration.
+type MigrateSource struct {
+	// A name for it in messages (e.g. escandalo).
+	Name string `yaml:"name"`
+	// How to reach it over SSH.
+	SSH SSH `yaml:"ssh"`
+	// MongoDB URI as seen from the old server itself (the database stays
+	// bound to its loopback). Defaults to mongodb://127.0.0.1:27017.
+	MongoURI string `yaml:"mongo_uri"`
+	// Databases to move. Defaults to [rocketchat].
+	Databases []string `yaml:"databases"`
+	// Directory of uploaded files kept on disk (Rocket.Chat FileSystem
+	// storage), copied too when set.
+	UploadsDir string `yaml:"uploads_dir"`
+}
