@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -203,3 +204,6 @@ func (p PortRange) String() string {
 	}
 	return string(b)
 }
+
+// LogValue keeps secrets out of slog output.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
