@@ -96,12 +96,11 @@ func recordBodyFromMap(m map[string]json.RawMessage) (recordBody, *apiError) {
 			if isNull(v) {
 				continue
 			}
+			if t := bytes.TrimSpace(v); len(t) > 0 && t[0] == '"' {
+				return b, errTTLType()
+			}
 			var n json.Number
 			if err := json.Unmarshal(v, &n); err != nil {
-				var s string
-				if str(v, &s) {
-					return b, errTTLType()
-				}
 				return b, errInvalidBody()
 			}
 			f, err := n.Float64()
