@@ -436,6 +436,8 @@ func (v *validator) hosts(zones []string, groups map[string]bool) {
 		v.oneOf(p+".root_login", h.RootLogin, "prohibit-password", "no")
 		if h.RootLogin == "no" && len(v.f.Admins) == 0 {
 			v.errorf(p+".root_login", "root_login: no needs at least one admin with a key, or nobody can log in")
+		} else if h.RootLogin == "no" && h.SSH.User == "root" {
+			v.errorf(p+".root_login", "root_login: no while lghsctl logs in as root (ssh.user) would lock lghsctl out: set ssh.user to an admin")
 		}
 		seenPkg := map[string]bool{}
 		for j, pkg := range h.Packages {
