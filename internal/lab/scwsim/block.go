@@ -269,7 +269,7 @@ func (s *Sim) newBlockSnapshot(bv *blockVolume, name, project string, tags []str
 	now := s.now()
 	bs := &blockSnapshot{ID: s.newID(), Name: name, Zone: bv.Zone, Project: project,
 		Parent: ref{ID: bv.ID, Name: bv.Name}, Size: bv.Size, Status: "creating", Tags: nonNil(tags),
-		Created: now, Updated: now, Label: bv.Label}
+		Created: now, Updated: now, Label: bv.Label, Timer: newTimer(now)}
 	s.st.BlockSnapshots[bs.ID] = bs
 	id := bs.ID
 	s.copySnapshotLayer(id, bv.ID, func(err error) { s.blockSnapshotCopied(id, err) })

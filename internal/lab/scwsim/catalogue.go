@@ -145,5 +145,12 @@ func newCatalogue(zones []string) *catalogue {
 			}
 		}
 	}
+	// The marketplace answers in type order, then id order.
+	slices.SortStableFunc(c.localImages, func(a, b localImage) int {
+		if n := strings.Compare(a.Type, b.Type); n != 0 {
+			return n
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	return c
 }

@@ -62,14 +62,20 @@ type LatencyFault struct {
 	Match Match    `json:"match"`
 }
 
-// StuckFault keeps a resource in State: Resource is "server" (state
-// "starting" or "stopping"), "snapshot" (instance "snapshotting" or block
-// "creating") or "security_group" ("syncing"); Name matches the resource id
-// or name, empty matches all.
+// StuckFault freezes matching resources in their transient state: their
+// timers stop (a server stays "starting", a snapshot "snapshotting") and
+// resume where they were once the fault is lifted. Resource is "server"
+// (states "starting", "stopping"), "snapshot" (Instance "snapshotting",
+// Block "creating") or "security_group" ("syncing"). Name matches the
+// resource's id or name, empty matches all; State empty matches every
+// transient state; Except lists ids or names left alone. A server is also
+// known by its volume ids, a snapshot by its volume's id, so freezing or
+// sparing a volume affects the server or backup behind its state.
 type StuckFault struct {
-	Resource string `json:"resource"`
-	Name     string `json:"name,omitempty"`
-	State    string `json:"state"`
+	Resource string   `json:"resource"`
+	Name     string   `json:"name,omitempty"`
+	State    string   `json:"state,omitempty"`
+	Except   []string `json:"except,omitempty"`
 }
 
 // Duration is a time.Duration written as "250ms" in JSON.
@@ -115,8 +121,12 @@ func isWrite(method string) bool {
 	return false
 }
 
-// SetFaults replaces the injected faults.
+// SetFaults replaces the injected faults. Transitions due under the old
+// faults happen first, so frozen timers resume exactly where they stopped.
 func (s *Sim) SetFaults(f FaultConfig) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked()
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	s.faults = f
@@ -137,14 +147,18 @@ func (s *Sim) Faults() FaultConfig {
 	return f
 }
 
-// stuck reports whether a fault pins this resource in state.
-func (s *Sim) stuck(resource, id, name, state string) bool {
+// stuck reports whether a fault freezes the resource known by names (id,
+// name, related ids) in state.
+func (s *Sim) stuck(resource string, names []string, state string) bool {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	for _, f := range s.faults.Stuck {
-		if f.Resource == resource && f.State == state && (f.Name == "" || f.Name == id || f.Name == name) {
-			return true
+		if f.Resource != resource || (f.State != "" && f.State != state) ||
+			(f.Name != "" && !slices.Contains(names, f.Name)) ||
+			slices.ContainsFunc(f.Except, func(e string) bool { return slices.Contains(names, e) }) {
+			continue
 		}
+		return true
 	}
 	return false
 }

@@ -103,7 +103,7 @@ func (s *Sim) createSnapshot(r *http.Request) (*reply, error) {
 	now := s.now()
 	sn := &snapshot{owner: own, ID: s.newID(), Name: req.Name, Zone: zone, VolumeType: volLSSD, Size: v.Size,
 		State: "snapshotting", BaseVolume: &ref{ID: v.ID, Name: v.Name}, Tags: []string{},
-		Created: now, Modified: now, Label: v.Label}
+		Created: now, Modified: now, Label: v.Label, Timer: newTimer(now)}
 	if req.Tags != nil {
 		sn.Tags = nonNil(*req.Tags)
 	}

@@ -357,7 +357,7 @@ func (s *Sim) renderSG(g *securityGroup) sgJSON {
 		}
 	}
 	st := "available"
-	if s.now().Before(g.SyncUntil) || s.stuck("security_group", g.ID, g.Name, "syncing") && !g.SyncUntil.IsZero() {
+	if s.now().Before(g.SyncUntil) {
 		st = "syncing"
 	}
 	return sgJSON{

@@ -200,7 +200,7 @@ func (s *Sim) updateSecurityGroup(r *http.Request) (*reply, error) {
 // changedSG marks a group as syncing and pushes its policy to the machines.
 func (s *Sim) changedSG(g *securityGroup) {
 	now := s.now()
-	g.Modified, g.SyncUntil = now, now.Add(s.cfg.Timings.SGSync)
+	g.Modified, g.SyncUntil, g.SyncSeen = now, now.Add(s.cfg.Timings.SGSync), now
 	s.pushFirewall(g)
 }
 

@@ -590,7 +590,7 @@ func (s *Sim) backup(sv *server, name *string, only map[string]*struct {
 			}
 			sn := &snapshot{owner: sv.owner, ID: s.newID(), Name: snapName, Zone: sv.Zone, VolumeType: volLSSD,
 				Size: vol.Size, State: "snapshotting", BaseVolume: &ref{ID: vol.ID, Name: vol.Name},
-				Tags: []string{}, Created: now, Modified: now, Label: vol.Label, Backup: true}
+				Tags: []string{}, Created: now, Modified: now, Label: vol.Label, Backup: true, Timer: newTimer(now)}
 			s.st.Snapshots[sn.ID] = sn
 			vol.State, vol.Modified = "snapshotting", now
 			id := sn.ID

@@ -138,10 +138,10 @@ type location struct {
 // serverOp is a server transition: its state moves on when MinDuration has
 // passed since Started and the machine work (Done) is finished.
 type serverOp struct {
-	Action  string
-	Started time.Time
-	Done    bool
-	Err     string
+	Action string
+	Timer  timer
+	Done   bool
+	Err    string
 }
 
 type volume struct {
@@ -181,6 +181,26 @@ type snapshot struct {
 	Backup   bool
 	CopyDone bool
 	Err      string
+	// Timer runs the snapshotting state (frozen while stuck).
+	Timer timer
+}
+
+// timer measures a transient state's duration, frozen while the resource is
+// held by a StuckFault.
+type timer struct {
+	Start    time.Time
+	LastSeen time.Time
+}
+
+func newTimer(now time.Time) timer { return timer{Start: now, LastSeen: now} }
+
+// tick accounts the time since the last tick: frozen time pushes Start.
+func (t *timer) tick(now time.Time, frozen bool) time.Duration {
+	if frozen {
+		t.Start = t.Start.Add(now.Sub(t.LastSeen))
+	}
+	t.LastSeen = now
+	return now.Sub(t.Start)
 }
 
 type flexIP struct {
@@ -211,6 +231,7 @@ type securityGroup struct {
 	ProjectDefault        bool
 	EnableDefaultSecurity bool
 	SyncUntil             time.Time
+	SyncSeen              time.Time
 	Tags                  []string
 	Rules                 []sgRule // editable rules, by position
 	Created               time.Time
@@ -270,6 +291,7 @@ type blockSnapshot struct {
 	Label    string
 	CopyDone bool
 	Err      string
+	Timer    timer
 }
 
 // resource is anything listed in creation order.

@@ -64,7 +64,7 @@ func (s *Sim) beginAction(sv *server, action string) error {
 		return refuse(sv)
 	}
 	now := s.now()
-	op := &serverOp{Action: action, Started: now}
+	op := &serverOp{Action: action, Timer: newTimer(now)}
 	sv.Op, sv.Modified = op, now
 	switch action {
 	case actPoweron:
@@ -345,9 +345,15 @@ func (s *Sim) advanceLocked() {
 			s.advanceServer(sv, now)
 		}
 	}
-	for _, sn := range s.st.Snapshots {
-		if sn.State != "snapshotting" || !sn.CopyDone || now.Before(sn.Created.Add(s.cfg.Timings.Snapshot)) ||
-			s.stuck("snapshot", sn.ID, sn.Name, "snapshotting") {
+	for _, sn := range ordered(s.st.Snapshots) {
+		if sn.State != "snapshotting" {
+			continue
+		}
+		names := []string{sn.ID, sn.Name}
+		if sn.BaseVolume != nil {
+			names = append(names, sn.BaseVolume.ID)
+		}
+		if el := sn.Timer.tick(now, s.stuck("snapshot", names, sn.State)); el < s.cfg.Timings.Snapshot || !sn.CopyDone {
 			continue
 		}
 		sn.State, sn.Modified = "available", now
@@ -358,14 +364,29 @@ func (s *Sim) advanceLocked() {
 			s.settleBackupVolume(sn.BaseVolume.ID, now)
 		}
 	}
-	for _, bs := range s.st.BlockSnapshots {
-		if bs.Status != "creating" || !bs.CopyDone || now.Before(bs.Created.Add(s.cfg.Timings.BlockSnapshot)) ||
-			s.stuck("snapshot", bs.ID, bs.Name, "creating") {
+	for _, bs := range ordered(s.st.BlockSnapshots) {
+		if bs.Status != "creating" {
+			continue
+		}
+		frozen := s.stuck("snapshot", []string{bs.ID, bs.Name, bs.Parent.ID}, bs.Status)
+		if el := bs.Timer.tick(now, frozen); el < s.cfg.Timings.BlockSnapshot || !bs.CopyDone {
 			continue
 		}
 		bs.Status, bs.Updated = "available", now
 		if bs.Err != "" {
 			bs.Status = "error"
+		}
+	}
+	for _, g := range ordered(s.st.SecurityGroups) {
+		if g.SyncUntil.IsZero() {
+			continue
+		}
+		if s.stuck("security_group", []string{g.ID, g.Name}, "syncing") {
+			g.SyncUntil = g.SyncUntil.Add(now.Sub(g.SyncSeen))
+		}
+		g.SyncSeen = now
+		if !now.Before(g.SyncUntil) {
+			g.SyncUntil = time.Time{}
 		}
 	}
 	for _, ip := range s.st.IPs {
@@ -390,14 +411,14 @@ func (s *Sim) settleBackupVolume(volID string, now time.Time) {
 
 func (s *Sim) advanceServer(sv *server, now time.Time) {
 	op, t := sv.Op, s.cfg.Timings
-	el := now.Sub(op.Started)
-	settled := func(min time.Duration, state string) bool {
-		return el >= min && op.Done && !s.stuck("server", sv.ID, sv.Name, state)
-	}
+	el := op.Timer.tick(now, s.stuck("server", s.serverNames(sv), sv.State))
+	settled := func(min time.Duration, _ string) bool { return el >= min && op.Done }
 	switch op.Action {
 	case actPoweron:
 		if el >= t.ServerStart/3 {
+			// The node is chosen: the location appears with this detail.
 			sv.StateDetail = "provisioning node"
+			s.placeServer(sv)
 		}
 		if !settled(t.ServerStart, stStarting) {
 			return
@@ -441,8 +462,23 @@ func (s *Sim) advanceServer(sv *server, now time.Time) {
 	}
 }
 
+// serverNames are what a StuckFault may name a server by: id, name and
+// volume ids.
+func (s *Sim) serverNames(sv *server) []string {
+	names := []string{sv.ID, sv.Name}
+	for _, v := range sv.Volumes {
+		names = append(names, v.ID)
+	}
+	return names
+}
+
 func (s *Sim) toRunning(sv *server, now time.Time) {
 	sv.State, sv.StateDetail, sv.Op, sv.Modified = stRunning, "booting kernel", nil, now
+	s.placeServer(sv)
+}
+
+// placeServer gives a starting server its (made-up) hypervisor location.
+func (s *Sim) placeServer(sv *server) {
 	if sv.Location == nil {
 		n := s.rng.IntN(900)
 		sv.Location = &location{ZoneID: sv.Zone, PlatformID: "14", ClusterID: itoa(30 + n%30),
@@ -508,20 +544,21 @@ func (s *Sim) resumeLocked() {
 	}
 	for _, sn := range s.st.Snapshots {
 		if sn.State == "snapshotting" && !sn.CopyDone && sn.BaseVolume != nil {
+			sn.Timer = newTimer(now)
 			s.copySnapshotLayer(sn.ID, sn.BaseVolume.ID, func(err error) { s.snapshotCopied(sn.ID, err) })
 		}
 	}
 	for _, bs := range s.st.BlockSnapshots {
 		if bs.Status == "creating" && !bs.CopyDone {
+			bs.Timer = newTimer(now)
 			s.copySnapshotLayer(bs.ID, bs.Parent.ID, func(err error) { s.blockSnapshotCopied(bs.ID, err) })
 		}
 	}
-	_ = now
 }
 
 func (s *Sim) beginResumeTerminate(sv *server) {
 	op := sv.Op
-	op.Started = s.now()
+	op.Timer = newTimer(s.now())
 	var layers []string
 	for _, v := range sv.Volumes {
 		if v.Type == volLSSD {
