@@ -194,10 +194,10 @@ func (s *labStack) txtChanges() (created, deleted int) {
 }
 
 func TestLegoObtainsACertificateThroughTheLab(t *testing.T) {
-	bin := pebbleBinary(t)
 	if testing.Short() {
 		t.Skip("end to end: Pebble, DNS-01, lego")
 	}
+	bin := pebbleBinary(t)
 	s := startLabStack(t, Config{Binary: bin})
 	client := s.legoClient(t)
 	names := []string{"chat.example.test", "www.example.test"}
@@ -245,10 +245,10 @@ func TestLegoObtainsACertificateThroughTheLab(t *testing.T) {
 }
 
 func TestShortLivedCertificatesRenewThroughDNS01Again(t *testing.T) {
-	bin := pebbleBinary(t)
 	if testing.Short() {
 		t.Skip("end to end: Pebble, DNS-01, lego")
 	}
+	bin := pebbleBinary(t)
 	s := startLabStack(t, Config{Binary: bin, Profiles: ShortLivedProfiles(5 * time.Minute)})
 	client := s.legoClient(t)
 	names := []string{"chat.example.test"}

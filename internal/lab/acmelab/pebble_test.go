@@ -80,10 +80,10 @@ func TestConfigIsValidatedBeforeAnythingStarts(t *testing.T) {
 const fakeDNS = "127.0.0.1:1"
 
 func TestPebbleListensOnlyOnItsAddressAndStopsWithoutLeftovers(t *testing.T) {
-	bin := pebbleBinary(t)
 	if testing.Short() {
 		t.Skip("starts Pebble")
 	}
+	bin := pebbleBinary(t)
 	ip := netip.MustParseAddr("127.0.0.2") // not Pebble's default address
 	dir := t.TempDir()
 	start := time.Now()
@@ -157,10 +157,10 @@ func TestPebbleListensOnlyOnItsAddressAndStopsWithoutLeftovers(t *testing.T) {
 }
 
 func TestRestartKeepsTheTLSCAAndGetsNewIssuingRoots(t *testing.T) {
-	bin := pebbleBinary(t)
 	if testing.Short() {
 		t.Skip("starts Pebble twice")
 	}
+	bin := pebbleBinary(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	p1, err := Start(ctx, Config{Binary: bin, Dir: dir, DNSServer: fakeDNS})
@@ -193,5 +193,27 @@ func TestRestartKeepsTheTLSCAAndGetsNewIssuingRoots(t *testing.T) {
 	}
 	if root1.Equal(p2.Roots()[0]) {
 		t.Error("pebble's issuing root did not change across restarts (it is random per start)")
+	}
+}
+
+func TestBuildInstallsThePinnedPebble(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Pebble with go install")
+	}
+	dir := t.TempDir()
+	start := time.Now()
+	p, err := Build(context.Background(), nil, goTool(), dir, nil)
+	if err != nil {
+		skipOrFail(t, fmt.Sprintf("go install of pebble failed (module proxy or module cache needed): %v", err))
+	}
+	t.Logf("built in %v", time.Since(start).Round(time.Millisecond))
+	if p != filepath.Join(dir, "pebble") {
+		t.Errorf("built %s, want it in %s", p, dir)
+	}
+	if got, err := FindBinary(dir); err != nil || got != p {
+		t.Errorf("FindBinary after Build: %s %v", got, err)
+	}
+	if got, err := EnsureBinary(context.Background(), nil, "/nonexistent/go", dir); err != nil || got != p {
+		t.Errorf("EnsureBinary must find the built binary without building: %s %v", got, err)
 	}
 }
