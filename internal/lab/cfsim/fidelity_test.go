@@ -29,6 +29,9 @@ func (l *lab) create(t *testing.T, body any) answer {
 	t.Helper()
 	a := l.call(t, "POST", "/zones/"+l.zone.ID+"/dns_records", l.token.Value, body)
 	if a.status != http.StatusOK {
+		if b, ok := body.([]byte); ok {
+			body = string(b)
+		}
 		t.Fatalf("create %v: %d %s", body, a.status, a.raw)
 	}
 	return a
@@ -205,6 +208,38 @@ func TestFidelityTokenVerifyMatchesRecordedAnswers(t *testing.T) {
 	}
 	a = l.call(t, "GET", "/user/tokens/verify", dated.Value, nil)
 	expectSameShape(t, "cfgo-v0-user-tokens-verify-response.json", a, shapeRules{values: []string{"success", "result.status"}})
+}
+
+// The request bodies recorded from real clients and the API schema are all
+// accepted, and what they set is what the answer shows.
+func TestFidelityRecordedRequestBodiesAreAccepted(t *testing.T) {
+	l := fidelityLab(t)
+	for _, fx := range []string{
+		"lego-dns-record-create-txt-request.json", "openapi-dns-record-create-a-request.json",
+		"openapi-dns-record-create-aaaa-request.json", "openapi-dns-record-create-caa-request.json",
+		"openapi-dns-record-create-txt-request.json",
+	} {
+		t.Run(fx, func(t *testing.T) {
+			l := fidelityLab(t) // lego's and the schema's TXT bodies are identical records
+			req := readFixture(t, fx).(map[string]any)
+			res := l.create(t, readFixtureBytes(t, fx)).result(t)
+			for k, v := range req {
+				got := res[k]
+				if k == "ttl" && req["proxied"] == true {
+					v = 1.0 // proxied records are "automatic"
+				}
+				if !reflect.DeepEqual(got, v) {
+					t.Errorf("%s: sent %v, answer shows %v", k, v, got)
+				}
+			}
+		})
+	}
+	// The PATCH body of the schema applies to an existing record.
+	id := l.create(t, map[string]any{"type": "A", "name": "www", "content": "198.51.100.4"}).result(t)["id"].(string)
+	a := l.call(t, "PATCH", "/zones/"+l.zone.ID+"/dns_records/"+id, l.token.Value, readFixtureBytes(t, "openapi-dns-record-patch-request.json"))
+	if a.status != 200 || a.result(t)["content"] != "198.51.100.5" || a.result(t)["comment"] != "edited" || a.result(t)["proxied"] != true {
+		t.Errorf("PATCH with the schema body: %d %s", a.status, a.raw)
+	}
 }
 
 // Error answers are deterministic: the whole body must equal the recorded

@@ -93,6 +93,9 @@ func (s *Server) spend(rq *request) *apiError {
 	return nil
 }
 
+// maxLoggedRequests bounds the request log (the counters are not bounded).
+const maxLoggedRequests = 20000
+
 // Request is one entry of the request log.
 type Request struct {
 	Time   time.Time
@@ -132,6 +135,10 @@ func (s *Server) logRequest(rq *request, start time.Time) {
 		e.TokenID = rq.token.ID
 	}
 	s.mu.Lock()
+	if len(s.requests) >= maxLoggedRequests {
+		// A long-running lab daemon keeps the most recent requests only.
+		s.requests = append(s.requests[:0], s.requests[len(s.requests)-maxLoggedRequests/2:]...)
+	}
 	s.requests = append(s.requests, e)
 	c := &s.counters
 	c.Requests++
@@ -155,7 +162,8 @@ func (s *Server) logRequest(rq *request, start time.Time) {
 		slog.Duration("took", s.now().Sub(start)))
 }
 
-// Requests returns a copy of the request log.
+// Requests returns a copy of the request log (the most recent requests
+// when more than 20000 were made since the last ResetRequests).
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
