@@ -307,9 +307,6 @@ func allProducts(sim *Sim) map[string]any {
 }
 
 func TestFidelityReplaysRecordedScalewayTraffic(t *testing.T) {
-	if testing.Short() {
-		t.Skip("replays every recorded cassette (a few seconds)")
-	}
 	dir := fixturesDir(t)
 	files, err := filepath.Glob(filepath.Join(dir, "*.cassette.yaml"))
 	if err != nil || len(files) == 0 {

@@ -90,6 +90,12 @@ func runFlow(t *testing.T, env *testEnv, label string, waitTimeout time.Duration
 		t.Fatalf("local image for %s = %+v, want an instance_local image compatible with DEV1-M", label, li)
 	}
 
+	// The server type, as the SDK merges it from every page of products.
+	st, err := api.GetServerType(&instance.GetServerTypeRequest{Zone: scw.ZoneFrPar1, Name: "DEV1-M"})
+	if err != nil || st.VolumesConstraint.MaxSize != 40*scw.GB || st.Ncpus != 3 || len(st.Capabilities.BootTypes) != 2 {
+		t.Fatalf("DEV1-M server type: %+v, %v; want 3 CPUs, 40 GB of local storage, local and rescue boot", st, err)
+	}
+
 	// IAM key, ensured idempotently (list, create when missing).
 	iamAPI := iam.NewAPI(env.client)
 	_, pub := newTestSSHKey(t)
