@@ -178,6 +178,9 @@ type Call struct {
 	Fault string `json:"fault,omitempty"`
 }
 
+// maxCalls bounds the call log of a long-running stand-in (oldest dropped).
+const maxCalls = 100_000
+
 // Calls returns the calls served so far (admin calls excluded), oldest
 // first.
 func (s *Sim) Calls() []Call {
@@ -244,6 +247,9 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	fault := s.serveFaulty(rec, r)
 	s.callMu.Lock()
+	if len(s.calls) >= maxCalls {
+		s.calls = slices.Delete(s.calls, 0, len(s.calls)-maxCalls+1)
+	}
 	s.calls = append(s.calls, Call{
 		Time: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Route: route,
 		Status: rec.status, Write: isWrite(r.Method), Fault: fault,
