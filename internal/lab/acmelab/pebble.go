@@ -12,11 +12,14 @@
 // fetched from its management interface (to verify issued certificates),
 // and a bundle of both.
 //
-// The binary is built from the module version go.mod pins:
+// The binary must be built from the module version go.mod pins (CheckBinary
+// reads its build information). Either of these does it:
 //
+//	go install github.com/letsencrypt/pebble/v2/cmd/pebble     # inside the module: go.mod's version, into $(go env GOPATH)/bin
 //	GOBIN=${XDG_CACHE_HOME:-$HOME/.cache}/lghsctl/pebble/v2.10.1 go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1
 //
-// (InstallCommand, CacheDir, FindBinary, Build, EnsureBinary).
+// FindBinary looks in the directories it is given (CacheDir, GOBIN,
+// GOPATH/bin); Build and EnsureBinary run the second command.
 package acmelab
 
 import (
@@ -489,8 +492,10 @@ func (p *Pebble) RootPool() *x509.CertPool {
 	return pool
 }
 
-// Roots and Intermediates are the issuing chain fetched at start.
-func (p *Pebble) Roots() []*x509.Certificate         { return p.roots }
+// Roots are Pebble's issuing roots, fetched at start.
+func (p *Pebble) Roots() []*x509.Certificate { return p.roots }
+
+// Intermediates are the issuing intermediates, fetched at start.
 func (p *Pebble) Intermediates() []*x509.Certificate { return p.intermediates }
 
 // PID is Pebble's process id (and process group id).
