@@ -223,15 +223,15 @@ func (v *validator) acme() {
 	}
 }
 
+// existingFile checks a file the inventory names, if it is there: a file
+// that does not exist yet is not a problem of the inventory (it may be
+// made later, or live on another machine); `lghsctl validate` lists it
+// among the missing inputs, and the command that needs it says so.
 func (v *validator) existingFile(path, file string) {
 	if strings.HasPrefix(file, "~") {
-		return // expanded by the SSH layer; checked when used
+		return // expanded with the user's home when used
 	}
-	st, err := os.Stat(file)
-	switch {
-	case err != nil:
-		v.errorf(path, "%v", err)
-	case st.IsDir():
+	if st, err := os.Stat(file); err == nil && st.IsDir() {
 		v.errorf(path, "%s is a directory, not a file", file)
 	}
 }
@@ -267,8 +267,7 @@ func (v *validator) sshKeys() map[string]bool {
 			}
 			b, err := os.ReadFile(k.PublicKeyFile)
 			if err != nil {
-				v.errorf(field, "%v", err)
-				continue
+				continue // not there yet: a missing input, not a problem of the file
 			}
 			text = string(b)
 		}
