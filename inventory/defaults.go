@@ -1,7 +1,11 @@
 package inventory
 
 import (
+	"maps"
+	"net"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -163,6 +167,9 @@ func (f *File) applyDefaults() {
 			if s.TLS == "" {
 				s.TLS = "acme"
 			}
+			if s.App != nil {
+				appDefaults(s)
+			}
 		}
 	}
 	if m := inv.Migrate; m != nil {
@@ -223,4 +230,109 @@ func (a *ACME) DirectoryURL() string {
 		return "https://acme-staging-v02.api.letsencrypt.org/directory"
 	}
 	return a.Directory
+}
+
+// Preset services of the rocketchat app preset (the LgHS runbook's
+// compose file, minus the one-shot replica-set container: lghsctl
+// initiates the replica set itself, once).
+const (
+	presetMongoImage = "mongo:4.2.22"
+	rocketChatPort   = "3000"
+)
+
+func appDefaults(s *Site) {
+	a := s.App
+	if a.Project == "" {
+		a.Project = strings.NewReplacer(".", "", "-", "", "_", "").Replace(strings.ToLower(filepath.Base(a.Dir)))
+	}
+	if a.Preset == "" {
+		a.Preset = "none"
+	}
+	for i := range a.Services {
+		a.Services[i].origin = i
+	}
+	if a.Preset == "rocketchat" {
+		if a.ReplicaSet == "" {
+			a.ReplicaSet = "rs0"
+		}
+		_, upPort, _ := net.SplitHostPort(s.Upstream)
+		upHost := strings.TrimSuffix(s.Upstream, ":"+upPort)
+		preset := []Service{
+			{
+				Name: "mongo", Image: presetMongoImage, Role: "database", origin: -1,
+				Command:     []string{"mongod", "--oplogSize", "128", "--replSet", a.ReplicaSet, "--bind_ip_all"},
+				Volumes:     []string{"data/db:/data/db", "backups:/backups"},
+				Healthcheck: []string{"mongo", "--quiet", "--eval", "quit(db.adminCommand('ping').ok ? 0 : 1)"},
+			},
+			{
+				Name: "rocketchat", Role: "app", origin: -1,
+				Environment: map[string]string{
+					"PORT":            rocketChatPort,
+					"ROOT_URL":        "https://" + s.Name,
+					"MONGO_URL":       "mongodb://mongo:27017/rocketchat?replicaSet=" + a.ReplicaSet,
+					"MONGO_OPLOG_URL": "mongodb://mongo:27017/local?replicaSet=" + a.ReplicaSet,
+				},
+				Volumes: []string{"data/uploads:/app/uploads"},
+				Ports:   []string{upHost + ":" + upPort + ":" + rocketChatPort},
+			},
+		}
+		a.Services = mergeServices(preset, a.Services)
+	}
+	for i := range a.Services {
+		svc := &a.Services[i]
+		if svc.Role == "" {
+			svc.Role = "other"
+		}
+		if svc.State == "" {
+			svc.State = "running"
+		}
+	}
+}
+
+// mergeServices applies the inventory's entries to the preset's: fields
+// given replace the preset's, environment variables are merged.
+func mergeServices(preset, given []Service) []Service {
+	out := append([]Service(nil), preset...)
+	for _, g := range given {
+		i := slices.IndexFunc(out, func(p Service) bool { return p.Name == g.Name })
+		if i < 0 {
+			out = append(out, g)
+			continue
+		}
+		p := &out[i]
+		p.origin = g.origin
+		if g.Image != "" {
+			p.Image = g.Image
+		}
+		if g.Role != "" {
+			p.Role = g.Role
+		}
+		if g.State != "" {
+			p.State = g.State
+		}
+		if g.Command != nil {
+			p.Command = g.Command
+		}
+		if g.Volumes != nil {
+			p.Volumes = g.Volumes
+		}
+		if g.Ports != nil {
+			p.Ports = g.Ports
+		}
+		if g.Healthcheck != nil {
+			p.Healthcheck = g.Healthcheck
+		}
+		if g.SecretEnvironment != nil {
+			p.SecretEnvironment = g.SecretEnvironment
+		}
+		if len(g.Environment) > 0 {
+			env := maps.Clone(p.Environment)
+			if env == nil {
+				env = map[string]string{}
+			}
+			maps.Copy(env, g.Environment)
+			p.Environment = env
+		}
+	}
+	return out
 }

@@ -160,6 +160,9 @@ func describeType(rt reflect.Type) (string, reflect.Type) {
 		return "list of " + inner, next
 	case reflect.Struct:
 		return fmt.Sprintf("[%s](#%s)", rt.Name(), strings.ToLower(rt.Name())), rt
+	case reflect.Map:
+		inner, next := describeType(rt.Elem())
+		return "mapping of name to " + inner, next
 	case reflect.Bool:
 		return "boolean", nil
 	case reflect.Int:

@@ -289,6 +289,63 @@ type Site struct {
 	HSTS *bool `yaml:"hsts"`
 	// Where the certificate comes from: acme (default) or self-signed.
 	TLS string `yaml:"tls"`
+	// The application behind the site, run as a Docker Compose project.
+	App *App `yaml:"app"`
+}
+
+// App is a site's application: a Docker Compose project lghsctl renders,
+// validates and applies. Published ports are always bound to loopback;
+// nginx is the only way in.
+type App struct {
+	// Compose project directory on the host, e.g. /srv/chat.lghs.be;
+	// relative volume paths are under it.
+	Dir string `yaml:"dir"`
+	// Compose project name. Defaults to the directory's name without dots
+	// and dashes (chatlghsbe), as docker compose names it.
+	Project string `yaml:"project"`
+	// Preset fills in the usual services: rocketchat (MongoDB as a
+	// one-node replica set, and Rocket.Chat with ROOT_URL, MONGO_URL and
+	// MONGO_OPLOG_URL derived) or none.
+	Preset string `yaml:"preset"`
+	// MongoDB replica set name (rocketchat preset). Defaults to rs0.
+	ReplicaSet string `yaml:"replica_set"`
+	// Services. With a preset, an entry named like a preset service
+	// changes that service (image, state, ...); other entries are added.
+	Services []Service `yaml:"services"`
+}
+
+// Service is one container of an app.
+type Service struct {
+	// Service name (mongo and rocketchat in the rocketchat preset).
+	Name string `yaml:"name"`
+	// Image with its tag, e.g. mongo:4.2.22 or rocketchat/rocket.chat:6.5.4.
+	Image string `yaml:"image"`
+	// database (gets the replica set and is waited for), app (listens on
+	// the site's upstream) or other.
+	Role string `yaml:"role"`
+	// running (default) or stopped: a data move holds the app stopped
+	// while the database runs.
+	State string `yaml:"state"`
+	// Command and arguments, replacing the image's.
+	Command []string `yaml:"command"`
+	// Environment variables (not secrets).
+	Environment map[string]string `yaml:"environment"`
+	// Secret environment variables, by reference; their values go to a
+	// mode-0600 env file next to compose.yaml, never into it.
+	SecretEnvironment map[string]SecretRef `yaml:"secret_environment"`
+	// Volumes as HOST:CONTAINER[:ro]; a relative HOST path is under the
+	// app's directory.
+	Volumes []string `yaml:"volumes"`
+	// Published ports as ADDRESS:HOST:CONTAINER, where ADDRESS must be a
+	// loopback address (127.0.0.1 or [::1]). The app's port defaults to
+	// the site's upstream.
+	Ports []string `yaml:"ports"`
+	// Health check command run inside the container (exec form).
+	Healthcheck []string `yaml:"healthcheck"`
+
+	// origin is the entry's index in the file's services list, or -1 for a
+	// preset service the file does not mention (for error positions).
+	origin int
 }
 
 // Migrate describes the data move from the old server.

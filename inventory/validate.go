@@ -627,6 +627,9 @@ func (v *validator) sites(p string, h *Host, zones []string) {
 		if v.oneOf(sp+".tls", s.TLS, "acme", "self-signed") && s.TLS == "acme" && v.f.ACME == nil {
 			v.errorf(sp+".tls", "tls: acme needs an acme: section (e-mail and directory)")
 		}
+		if s.App != nil {
+			v.app(sp+".app", s)
+		}
 	}
 }
 
@@ -686,4 +689,144 @@ func (v *validator) migrate() {
 			v.unknownRef("migrate.site", "site on "+target.Name, m.Site, names)
 		}
 	}
+}
+
+var (
+	reProject    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	reService    = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+	reImage      = regexp.MustCompile(`^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$`)
+	reReplicaSet = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+)
+
+func (v *validator) app(p string, s *Site) {
+	a := s.App
+	if err := checkAbsPath(a.Dir); err != nil {
+		v.errorf(p+".dir", "%v", err)
+	}
+	if !reProject.MatchString(a.Project) {
+		v.errorf(p+".project", "%q: compose project names are lower-case letters, digits, - and _", a.Project)
+	}
+	v.oneOf(p+".preset", a.Preset, "rocketchat", "none")
+	if a.ReplicaSet != "" && !reReplicaSet.MatchString(a.ReplicaSet) {
+		v.errorf(p+".replica_set", "%q is not a replica set name", a.ReplicaSet)
+	}
+	if len(a.Services) == 0 {
+		v.errorf(p+".services", "an app needs at least one service (or preset: rocketchat)")
+	}
+	seen := map[string]bool{}
+	roles := map[string]string{}
+	_, upPort, _ := net.SplitHostPort(s.Upstream)
+	upHost := strings.Trim(strings.TrimSuffix(s.Upstream, ":"+upPort), "[]")
+	upstreamPublished := false
+	for _, svc := range a.Services {
+		sp := p + ".preset"
+		if svc.origin >= 0 {
+			sp = fmt.Sprintf("%s.services[%d]", p, svc.origin)
+		}
+		switch {
+		case !reService.MatchString(svc.Name):
+			v.errorf(sp+".name", "%q: service names are lower-case letters, digits, ., - and _", svc.Name)
+		case seen[svc.Name]:
+			v.errorf(sp+".name", "duplicate service %q", svc.Name)
+		}
+		seen[svc.Name] = true
+		switch {
+		case svc.Image == "":
+			v.errorf(sp+".image", "service %s: missing image (with its tag, e.g. rocketchat/rocket.chat:6.5.4)", svc.Name)
+		case !reImage.MatchString(svc.Image):
+			v.errorf(sp+".image", "%q is not an image reference like name:tag", svc.Image)
+		case !strings.Contains(svc.Image[strings.LastIndex(svc.Image, "/")+1:], ":") && !strings.Contains(svc.Image, "@"):
+			v.errorf(sp+".image", "%q has no tag: pin the version (name:tag), so upgrades are deliberate", svc.Image)
+		}
+		if v.oneOf(sp+".role", svc.Role, "database", "app", "other") && svc.Role != "other" {
+			if other, dup := roles[svc.Role]; dup {
+				v.errorf(sp+".role", "services %s and %s both have role %s; an app has at most one", other, svc.Name, svc.Role)
+			}
+			roles[svc.Role] = svc.Name
+		}
+		v.oneOf(sp+".state", svc.State, "running", "stopped")
+		for k := range svc.Environment {
+			if !reEnv.MatchString(k) {
+				v.errorf(sp+".environment."+k, "%q is not an environment variable name", k)
+			}
+		}
+		for k, ref := range svc.SecretEnvironment {
+			if !reEnv.MatchString(k) {
+				v.errorf(sp+".secret_environment."+k, "%q is not an environment variable name", k)
+			}
+			v.secret(sp+".secret_environment."+k, ref)
+		}
+		for i, vol := range svc.Volumes {
+			if err := checkVolume(vol); err != nil {
+				v.errorf(fmt.Sprintf("%s.volumes[%d]", sp, i), "%v", err)
+			}
+		}
+		for i, port := range svc.Ports {
+			addr, hostPort, err := checkPublish(port)
+			if err != nil {
+				v.errorf(fmt.Sprintf("%s.ports[%d]", sp, i), "%v", err)
+				continue
+			}
+			if strings.Trim(addr, "[]") == upHost && hostPort == upPort {
+				upstreamPublished = true
+			}
+		}
+	}
+	if app, ok := roles["app"]; ok && !upstreamPublished && s.Upstream != "" {
+		v.errorf(p+".services", "nginx proxies %s to %s, but the app service %s publishes no port there", s.Name, s.Upstream, app)
+	}
+}
+
+// checkVolume checks HOST:CONTAINER[:ro|rw]; a relative HOST is under the
+// app's directory and may not climb out of it.
+func checkVolume(vol string) error {
+	parts := strings.Split(vol, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return fmt.Errorf("%q must be HOST:CONTAINER or HOST:CONTAINER:ro", vol)
+	}
+	host, ctr := parts[0], parts[1]
+	if len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw" {
+		return fmt.Errorf("%q: the mode must be ro or rw", vol)
+	}
+	if !strings.HasPrefix(ctr, "/") {
+		return fmt.Errorf("%q: the container path must be absolute", vol)
+	}
+	if host == "" || strings.HasPrefix(path.Clean(host), "..") {
+		return fmt.Errorf("%q: the host path must be under the app directory (relative, without ..) or absolute", vol)
+	}
+	return nil
+}
+
+// checkPublish checks ADDRESS:HOST:CONTAINER[/tcp|udp] and refuses any
+// address that is not loopback: Docker's published ports go around the
+// host's firewall (the LgHS server was taken over through a MongoDB port
+// published this way).
+func checkPublish(port string) (addr, hostPort string, err error) {
+	spec, proto, _ := strings.Cut(port, "/")
+	if proto != "" && proto != "tcp" && proto != "udp" {
+		return "", "", fmt.Errorf("%q: protocol must be tcp or udp", port)
+	}
+	i := strings.LastIndex(spec, ":")
+	if i < 0 {
+		return "", "", fmt.Errorf("%q publishes on every address: write 127.0.0.1:%s:%s (Docker bypasses the firewall; nginx is the way in)", port, spec, spec)
+	}
+	rest, ctrPort := spec[:i], spec[i+1:]
+	j := strings.LastIndex(rest, ":")
+	if j < 0 {
+		return "", "", fmt.Errorf("%q publishes on every address: write 127.0.0.1:%s (Docker bypasses the firewall; nginx is the way in)", port, spec)
+	}
+	addr, hostPort = rest[:j], rest[j+1:]
+	for _, p := range []string{hostPort, ctrPort} {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", "", fmt.Errorf("%q: port %q out of range 1-65535", port, p)
+		}
+	}
+	ip, perr := netip.ParseAddr(strings.Trim(addr, "[]"))
+	switch {
+	case perr != nil:
+		return "", "", fmt.Errorf("%q: %q is not an IP address", port, addr)
+	case !ip.IsLoopback():
+		return "", "", fmt.Errorf("%q publishes on %s, reachable from outside past the firewall (Docker bypasses it): publish on 127.0.0.1 or [::1] and let nginx proxy", port, addr)
+	}
+	return addr, hostPort, nil
 }
