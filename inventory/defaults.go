@@ -19,6 +19,11 @@ const (
 	DefaultDirectory = "letsencrypt"
 	DefaultKeyType   = "ec256"
 	DefaultRenew     = Duration(30 * 24 * time.Hour)
+	// DefaultRenewSchedule is twice a day, at times the random delay
+	// spreads further.
+	DefaultRenewSchedule = "*-*-* 04,16:00:00"
+	// LetsEncryptCAA is Let's Encrypt's issuer domain name for CAA.
+	LetsEncryptCAA = "letsencrypt.org"
 )
 
 func boolPtr(b bool) *bool { return &b }
@@ -57,6 +62,12 @@ func (f *File) applyDefaults() {
 		}
 		if a.CAA == nil {
 			a.CAA = boolPtr(a.IsLetsEncrypt())
+		}
+		if a.CAAIdentity == "" && a.IsLetsEncrypt() {
+			a.CAAIdentity = LetsEncryptCAA
+		}
+		if a.RenewSchedule == "" {
+			a.RenewSchedule = DefaultRenewSchedule
 		}
 		a.CABundle = f.abs(a.CABundle)
 	}
@@ -260,8 +271,10 @@ func appDefaults(s *Site) {
 		preset := []Service{
 			{
 				Name: "mongo", Image: presetMongoImage, Role: "database", origin: -1,
-				Command:     []string{"mongod", "--oplogSize", "128", "--replSet", a.ReplicaSet, "--bind_ip_all"},
-				Volumes:     []string{"data/db:/data/db", "backups:/backups"},
+				Command: []string{"mongod", "--oplogSize", "128", "--replSet", a.ReplicaSet, "--bind_ip_all"},
+				Volumes: []string{"data/db:/data/db", "backups:/backups"},
+				// Loopback only: lghsctl migrate reaches it through SSH.
+				Ports:       []string{"127.0.0.1:27017:27017"},
 				Healthcheck: []string{"mongo", "--quiet", "--eval", "quit(db.adminCommand('ping').ok ? 0 : 1)"},
 			},
 			{

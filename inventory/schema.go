@@ -93,6 +93,14 @@ type ACME struct {
 	// DNS-01. Defaults to true for Let's Encrypt directories and false for
 	// others.
 	CAA *bool `yaml:"caa"`
+	// The CA's issuer domain name in CAA records (RFC 8659), e.g.
+	// letsencrypt.org (the default for Let's Encrypt directories). Required
+	// when caa is on for another directory.
+	CAAIdentity string `yaml:"caa_identity"`
+	// When hosts check their certificates for renewal: a systemd calendar
+	// expression (OnCalendar=), run with up to an hour of random delay.
+	// Defaults to twice a day.
+	RenewSchedule string `yaml:"renew_schedule"`
 	// DNS resolvers (host:port) used to check that challenge records have
 	// propagated. Empty means the zone's authoritative servers.
 	Resolvers []string `yaml:"resolvers"`

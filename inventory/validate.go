@@ -211,6 +211,15 @@ func (v *validator) acme() {
 		}
 	}
 	v.oneOf("acme.key_type", a.KeyType, "ec256", "ec384", "rsa2048", "rsa4096")
+	switch {
+	case a.CAAIdentity != "" && checkDNSName(strings.ToLower(a.CAAIdentity), false) != nil:
+		v.errorf("acme.caa_identity", "%q is not a domain name (the CA's issuer domain, like letsencrypt.org)", a.CAAIdentity)
+	case a.CAA != nil && *a.CAA && a.CAAIdentity == "":
+		v.errorf("acme.caa_identity", "missing: caa is on for a directory that is not Let's Encrypt; give the CA's issuer domain name for CAA records")
+	}
+	if s := a.RenewSchedule; strings.ContainsAny(s, "\n\r\\\"';`$") || strings.TrimSpace(s) == "" {
+		v.errorf("acme.renew_schedule", "%q is not a systemd calendar expression (like \"daily\" or \"*-*-* 04,16:00:00\")", s)
+	}
 	if a.CABundle != "" {
 		v.existingFile("acme.ca_bundle", a.CABundle)
 	}
