@@ -175,11 +175,11 @@ It plans before it changes anything, is safe to re-run, and ends with a recap.`,
 	root.AddCommand(
 		newValidate(g),
 		newVersion(g),
-		newNotYet(g, "plan", "Show what up would change in the cloud and on the hosts", "planning"),
-		newNotYet(g, "up", "Create or converge everything the inventory describes", "up"),
-		newNotYet(g, "snapshot", "Image backups of an instance: create, list, restore as a clone, prune", "snapshot"),
+		newPlan(g),
+		newUp(g),
+		newSnapshot(g),
 		newNotYet(g, "migrate", "Move the data from the old server, verify it, run the upgrade ladder", "migrate"),
-		newNotYet(g, "destroy", "Delete exactly what lghsctl created for a host", "destroy"),
+		newDestroy(g),
 		newExitCodesHelp(),
 	)
 	root.InitDefaultCompletionCmd()
