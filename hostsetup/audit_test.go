@@ -33,7 +33,9 @@ func TestParseAuditOutput(t *testing.T) {
 type auditHost struct{ out string }
 
 func (h auditHost) Run(context.Context, string, io.Reader) ([]byte, error) { return []byte(h.out), nil }
-func (h auditHost) ReadFile(context.Context, string) ([]byte, error)      { return nil, errors.ErrUnsupported }
+func (h auditHost) ReadFile(context.Context, string) ([]byte, error) {
+	return nil, errors.ErrUnsupported
+}
 func (h auditHost) WriteFile(context.Context, string, []byte, fs.FileMode, string, string) error {
 	return errors.ErrUnsupported
 }

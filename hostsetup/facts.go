@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lghs/lghsctl/appstack"
 )
 
 // FactsRequest lists what the tasks of a run will look at.
@@ -22,6 +24,8 @@ type FactsRequest struct {
 	Units []string
 	// Users are accounts whose existence is wanted.
 	Users []string
+	// Projects are docker compose projects whose containers are wanted.
+	Projects []string
 }
 
 // PathFact is what the host has at a path.
@@ -57,6 +61,8 @@ type Facts struct {
 	// Upgradable is how many packages apt-get dist-upgrade would change,
 	// or -1 when not asked.
 	Upgradable int
+	// Containers maps compose projects to their containers by service.
+	Containers map[string]map[string]appstack.Container
 }
 
 // Path returns the fact for a path (zero when it was not requested or is
@@ -116,6 +122,13 @@ func factsScript(req FactsRequest) string {
 	if users := dedupe(req.Users); len(users) > 0 {
 		fmt.Fprintf(&b, "getent passwd %s | cut -d: -f1 | sed 's/^/user\\t/'\n", quoteAll(users))
 	}
+	if projects := dedupe(req.Projects); len(projects) > 0 {
+		b.WriteString("if command -v docker >/dev/null 2>&1; then\n")
+		for _, p := range projects {
+			fmt.Fprintf(&b, "printf 'project\\t%%s\\n' %s; %s\n", quote(p), appstack.ContainersCommand(p))
+		}
+		b.WriteString("fi\n")
+	}
 	b.WriteString("exit 0\n")
 	return b.String()
 }
@@ -136,7 +149,10 @@ func parseFacts(out []byte) (*Facts, error) {
 		Units:      map[string]UnitFact{},
 		Users:      map[string]bool{},
 		Upgradable: -1,
+		Containers: map[string]map[string]appstack.Container{},
 	}
+	project := ""
+	var projectLines [][]byte
 	var now, lists int64
 	block := map[string]string{}
 	flushUnit := func() {
@@ -202,6 +218,13 @@ func parseFacts(out []byte) (*Facts, error) {
 			}
 			k, v, _ := strings.Cut(fields[1], "=")
 			block[k] = v
+		case "project":
+			if project != "" {
+				f.Containers[project] = appstack.ParseContainers(bytes.Join(projectLines, []byte("\n")))
+			}
+			project, projectLines = fields[1], nil
+		case "ctr":
+			projectLines = append(projectLines, append([]byte(nil), sc.Bytes()...))
 		case "user":
 			if len(fields) == 2 {
 				f.Users[fields[1]] = true
@@ -209,6 +232,9 @@ func parseFacts(out []byte) (*Facts, error) {
 		}
 	}
 	flushUnit()
+	if project != "" {
+		f.Containers[project] = appstack.ParseContainers(bytes.Join(projectLines, []byte("\n")))
+	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("parse facts: %w", err)
 	}

@@ -9,25 +9,32 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/lghs/lghsctl/appstack"
 )
+
+func appContainer(service, state, image string) appstack.Container {
+	return appstack.Container{Service: service, State: state, Image: image}
+}
 
 // fakeHost is an in-memory Debian host: it answers the facts script from
 // its state and records every other command and write. It does not
 // emulate the commands that change things; those run against real lab
 // hosts in the lab tests.
 type fakeHost struct {
-	mu       sync.Mutex
-	os       string // codename
-	files    map[string]fakeFile
-	dirs     map[string]fakeFile
-	links    map[string]string
-	packages map[string]string
-	units    map[string]UnitFact
-	users    map[string]bool
-	aptAge   int64
-	commands []string // commands other than the facts script
-	writes   []string
-	reads    []string
+	mu         sync.Mutex
+	os         string // codename
+	files      map[string]fakeFile
+	dirs       map[string]fakeFile
+	links      map[string]string
+	packages   map[string]string
+	units      map[string]UnitFact
+	users      map[string]bool
+	containers map[string]map[string]appstack.Container
+	aptAge     int64
+	commands   []string // commands other than the facts script
+	writes     []string
+	reads      []string
 }
 
 type fakeFile struct {
@@ -38,14 +45,15 @@ type fakeFile struct {
 
 func newFakeHost() *fakeHost {
 	return &fakeHost{
-		os:       "trixie",
-		files:    map[string]fakeFile{},
-		dirs:     map[string]fakeFile{},
-		links:    map[string]string{},
-		packages: map[string]string{"openssh-server": "1:10.0p1-7", "ca-certificates": "1", "curl": "1", "gnupg": "1"},
-		units:    map[string]UnitFact{"ssh.service": {"enabled", "active"}},
-		users:    map[string]bool{"root": true},
-		aptAge:   60,
+		os:         "trixie",
+		files:      map[string]fakeFile{},
+		dirs:       map[string]fakeFile{},
+		links:      map[string]string{},
+		packages:   map[string]string{"openssh-server": "1:10.0p1-7", "ca-certificates": "1", "curl": "1", "gnupg": "1"},
+		units:      map[string]UnitFact{"ssh.service": {"enabled", "active"}},
+		users:      map[string]bool{"root": true},
+		containers: map[string]map[string]appstack.Container{},
+		aptAge:     60,
 	}
 }
 
@@ -85,6 +93,16 @@ func (h *fakeHost) factsOutput() []byte {
 	}
 	for u := range h.users {
 		fmt.Fprintf(&b, "user\t%s\n", u)
+	}
+	for p, cs := range h.containers {
+		fmt.Fprintf(&b, "project\t%s\n", p)
+		for _, c := range cs {
+			status := "Up 2 hours"
+			if c.Health != "" {
+				status += " (" + c.Health + ")"
+			}
+			fmt.Fprintf(&b, "ctr\t%s\t%s\t%s\t%s\n", c.Service, c.State, status, c.Image)
+		}
 	}
 	return b.Bytes()
 }
@@ -150,6 +168,19 @@ func (h *fakeHost) converge(r *Run) {
 	}
 	for _, u := range []string{"nginx.service", "docker.service"} {
 		h.units[u] = UnitFact{"enabled", "active"}
+	}
+	for _, s := range r.stacks() {
+		content, _ := s.Compose()
+		h.files[s.ComposeFile()] = fakeFile{content, 0o644, "root", "root"}
+		h.files[replicaSetMarker(s)] = fakeFile{[]byte("x"), 0o644, "root", "root"}
+		h.containers[s.Project] = map[string]appstack.Container{}
+		for _, svc := range s.Services {
+			state := "running"
+			if svc.State == "stopped" {
+				state = "exited"
+			}
+			h.containers[s.Project][svc.Name] = appContainer(svc.Name, state, svc.Image)
+		}
 	}
 	r.facts = nil
 }

@@ -33,6 +33,11 @@ type Config struct {
 	// SelfSigned makes a temporary certificate for a site (PEM chain and
 	// key); the default generates an ECDSA P-256 one locally.
 	SelfSigned func(names []string) (cert, key []byte, err error)
+	// Secret resolves a secret reference (app secret environment).
+	Secret func(inventory.SecretRef) (string, error)
+	// AppTimeout bounds the wait for an app's database and upstream.
+	// Default 3 minutes.
+	AppTimeout time.Duration
 	// SSHDExtra are extra sshd directives appended to the hardening
 	// drop-in (e.g. AllowUsers).
 	SSHDExtra []string
@@ -59,6 +64,9 @@ func NewRun(cfg Config) *Run {
 	}
 	if cfg.RollbackAfter == 0 {
 		cfg.RollbackAfter = 90 * time.Second
+	}
+	if cfg.AppTimeout == 0 {
+		cfg.AppTimeout = 3 * time.Minute
 	}
 	if cfg.SelfSigned == nil {
 		cfg.SelfSigned = selfSigned
@@ -87,6 +95,7 @@ func (r *Run) Target(connect func(ctx context.Context) error, close func()) task
 	if dirs := r.directories(); len(dirs) > 0 {
 		steps = append(steps, r.fileStep("directories", dirs, nil))
 	}
+	steps = append(steps, r.appSteps()...)
 	steps = append(steps, r.nginxSteps()...)
 	return task.Target{
 		Name:     r.cfg.Host.Name,
@@ -122,6 +131,10 @@ func (r *Run) request() FactsRequest {
 	}
 	req.Paths = append(req.Paths, "/etc/docker")
 	req.Paths = append(req.Paths, r.nginxPaths()...)
+	req.Paths = append(req.Paths, r.appPaths()...)
+	for _, s := range r.stacks() {
+		req.Projects = append(req.Projects, s.Project)
+	}
 	req.Paths = append(req.Paths, sshdDropIn, dockerSources, dockerKeyring)
 	req.Packages = append(req.Packages, "ca-certificates", "curl", "gnupg")
 	return req

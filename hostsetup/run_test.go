@@ -35,6 +35,11 @@ hosts:
       - name: chat.example.test
         upstream: "[::1]:3000"
         client_max_body_size: 200M
+        app:
+          dir: /srv/chat.example.test
+          preset: rocketchat
+          services:
+            - {name: rocketchat, image: "rocketchat/rocket.chat:6.5.4"}
 `
 
 func testRun(t *testing.T) *Run {
@@ -134,7 +139,7 @@ func TestFreshHostPlansEveryTask(t *testing.T) {
 	r := testRun(t)
 	h := newFakeHost()
 	res := runOn(t, r, h, true, false)
-	want := []string{"apt: packages", "apt: unattended upgrades", "admin alice", "sshd: hardening", "docker: daemon.json", "service docker", "directories", "nginx: temporary certificates", "nginx: sites", "service nginx", "restart docker", "reload nginx"}
+	want := []string{"apt: packages", "apt: unattended upgrades", "admin alice", "sshd: hardening", "docker: daemon.json", "service docker", "directories", "app chat.example.test", "nginx: temporary certificates", "nginx: sites", "service nginx", "restart docker", "reload nginx"}
 	if got := strings.Join(res.changed(), ","); got != strings.Join(want, ",") {
 		t.Errorf("changed = %s\nwant      %s", got, strings.Join(want, ","))
 	}
@@ -152,5 +157,23 @@ func TestSSHDConfigFollowsOpenSSHVersion(t *testing.T) {
 	r.facts.Packages["openssh-server"] = "1:10.0p1-7"
 	if !strings.Contains(string(r.sshdConfig()), "KexAlgorithms mlkem768x25519-sha256,") {
 		t.Error("OpenSSH 10 should prefer mlkem768x25519-sha256")
+	}
+}
+
+// TestAppStateDriftIsDetectedFromTheFacts: a stopped app container and a
+// service desired stopped but running are found without extra commands.
+func TestAppStateDriftIsDetectedFromTheFacts(t *testing.T) {
+	r := testRun(t)
+	h := newFakeHost()
+	h.converge(r)
+	h.containers["chatexampletest"]["rocketchat"] = appContainer("rocketchat", "exited", "rocketchat/rocket.chat:6.5.4")
+	res := runOn(t, r, h, true, false)
+	for _, x := range res.list {
+		if x.Task == "app chat.example.test" && (x.Status != report.Changed || x.Message != "start rocketchat") {
+			t.Errorf("app task = %s %q", x.Status, x.Message)
+		}
+	}
+	if len(h.commands) != 0 {
+		t.Errorf("commands = %q", h.commands)
 	}
 }
