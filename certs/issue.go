@@ -306,11 +306,14 @@ func setLegoLogger(l *slog.Logger) func() {
 // and URLs, never tokens or keys.
 type slogLego struct{ l *slog.Logger }
 
-func (s slogLego) Fatal(args ...any)                 { s.l.Error(fmt.Sprint(args...)); os.Exit(1) }
-func (s slogLego) Fatalln(args ...any)               { s.l.Error(fmt.Sprint(args...)); os.Exit(1) }
-func (s slogLego) Fatalf(format string, args ...any) { s.l.Error(fmt.Sprintf(format, args...)); os.Exit(1) }
-func (s slogLego) Print(args ...any)                 { s.l.Debug("lego: " + strings.TrimSpace(fmt.Sprint(args...))) }
-func (s slogLego) Println(args ...any)               { s.l.Debug("lego: " + strings.TrimSpace(fmt.Sprint(args...))) }
+func (s slogLego) Fatal(args ...any)   { s.l.Error(fmt.Sprint(args...)); os.Exit(1) }
+func (s slogLego) Fatalln(args ...any) { s.l.Error(fmt.Sprint(args...)); os.Exit(1) }
+func (s slogLego) Fatalf(format string, args ...any) {
+	s.l.Error(fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
+func (s slogLego) Print(args ...any)   { s.l.Debug("lego: " + strings.TrimSpace(fmt.Sprint(args...))) }
+func (s slogLego) Println(args ...any) { s.l.Debug("lego: " + strings.TrimSpace(fmt.Sprint(args...))) }
 func (s slogLego) Printf(format string, args ...any) {
 	s.l.Debug("lego: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
 }
