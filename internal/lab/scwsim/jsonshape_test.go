@@ -61,7 +61,9 @@ var (
 	// differ by nature) by a natural key instead of by index; the sequence
 	// of "type" values is still compared in order.
 	listKeys = map[string]func(map[string]any) string{
-		"local_images": func(m map[string]any) string { return fmt.Sprint(m["type"], "/", m["arch"], "/", m["label"], "/", m["zone"]) },
+		"local_images": func(m map[string]any) string {
+			return fmt.Sprint(m["type"], "/", m["arch"], "/", m["label"], "/", m["zone"])
+		},
 	}
 )
 

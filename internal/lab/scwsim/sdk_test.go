@@ -15,6 +15,7 @@ import (
 	"github.com/scaleway/scaleway-sdk-go/api/instance/v1"
 	"github.com/scaleway/scaleway-sdk-go/api/marketplace/v2"
 	"github.com/scaleway/scaleway-sdk-go/scw"
+	"golang.org/x/crypto/ssh"
 )
 
 // hardenedRules is lghsctl's security group: SSH, HTTP(S) over TCP and UDP,
@@ -53,6 +54,7 @@ func mustCIDR(s string) net.IPNet {
 type provisioned struct {
 	api      *instance.API
 	key      string
+	signer   ssh.Signer
 	sg       *instance.SecurityGroup
 	ipv4     *instance.IP
 	ipv6     *instance.IP
@@ -98,8 +100,8 @@ func runFlow(t *testing.T, env *testEnv, label string, waitTimeout time.Duration
 
 	// IAM key, ensured idempotently (list, create when missing).
 	iamAPI := iam.NewAPI(env.client)
-	_, pub := newTestSSHKey(t)
-	p.key = pub
+	signer, pub := newTestSSHKey(t)
+	p.key, p.signer = pub, signer
 	for range 2 {
 		keys, err := iamAPI.ListSSHKeys(&iam.ListSSHKeysRequest{ProjectID: scw.StringPtr(testProject)}, scw.WithAllPages())
 		if err != nil {
@@ -218,8 +220,8 @@ func runFlow(t *testing.T, env *testEnv, label string, waitTimeout time.Duration
 
 	// A second server from the image.
 	clone, err := api.CreateServer(&instance.CreateServerRequest{
-		Name: "lghs-chat-clone", CommercialType: "DEV1-M", Image: &p.imageID, DynamicIPRequired: scw.BoolPtr(false),
-		Volumes: map[string]*instance.VolumeServerTemplate{"0": {Name: scw.StringPtr("lghs-chat-clone"), VolumeType: instance.VolumeVolumeTypeLSSD}},
+		Name: "lghs-chat-clone", CommercialType: "DEV1-M", Image: &p.imageID, DynamicIPRequired: scw.BoolPtr(true),
+		Volumes:       map[string]*instance.VolumeServerTemplate{"0": {Name: scw.StringPtr("lghs-chat-clone"), VolumeType: instance.VolumeVolumeTypeLSSD}},
 		SecurityGroup: &p.sg.ID, Tags: []string{"lghs-chat-clone"},
 	})
 	if err != nil {
@@ -230,6 +232,13 @@ func runFlow(t *testing.T, env *testEnv, label string, waitTimeout time.Duration
 		ServerID: p.clone.ID, Action: instance.ServerActionPoweron, Timeout: timeout, RetryInterval: poll,
 	}); err != nil {
 		t.Fatalf("power on clone: %v", err)
+	}
+	if got, err = api.GetServer(&instance.GetServerRequest{ServerID: p.clone.ID}); err != nil {
+		t.Fatalf("get clone: %v", err)
+	}
+	p.clone = got.Server
+	if ips := p.clone.PublicIPs; len(ips) != 1 || !ips[0].Dynamic || ips[0].Family != instance.ServerIPIPFamilyInet {
+		t.Fatalf("clone public_ips = %+v, want one dynamic IPv4 (dynamic_ip_required, no flexible IP)", ips)
 	}
 	if hooks.checkClone != nil {
 		hooks.checkClone(t, p)
