@@ -70,7 +70,7 @@ type RenewConfig struct {
 	// Reload is the shell command run after a renewal (default DefaultReload).
 	Reload string `json:"reload,omitempty"`
 	// VerifyPort is where the served certificate is checked (default 443).
-	VerifyPort   int              `json:"verify_port,omitempty"`
+	VerifyPort   int                `json:"verify_port,omitempty"`
 	Certificates []RenewCertificate `json:"certificates"`
 }
 
