@@ -2,6 +2,7 @@ package labhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -123,18 +124,7 @@ func pruneAptProxy(dir string) error {
 	if live > 0 {
 		return nil
 	}
-	pid, ok := aptProxyPID(dir)
-	if !ok {
-		return nil
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for i := 0; i < 100 && processIs(pid, "apt-cacher-ng"); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if processIs(pid, "apt-cacher-ng") {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	os.Remove(filepath.Join(dir, "pid"))
+	stopAptCacherNG(dir)
 	return nil
 }
 
@@ -206,7 +196,9 @@ ExThreshold: 4
 }
 
 func startAptCacherNG(ctx context.Context, log *slog.Logger, dir, cacheDir string) (int, error) {
-	port, err := freeLoopbackPort()
+	// A daemon recorded here that does not answer is ours and useless.
+	stopAptCacherNG(dir)
+	port, err := freeAptProxyPort()
 	if err != nil {
 		return 0, fmt.Errorf("start apt proxy: %w", err)
 	}
@@ -225,7 +217,6 @@ func startAptCacherNG(ctx context.Context, log *slog.Logger, dir, cacheDir strin
 	if err := writeFileAtomic(filepath.Join(dir, "port"), []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
 		return 0, fmt.Errorf("start apt proxy: %w", err)
 	}
-	os.Remove(filepath.Join(dir, "pid"))
 	// ForeGround=0: the daemon detaches (it is no child of ours to reap)
 	// and writes its pid file.
 	if _, err := (runner{log: log}).run(ctx, nil, "apt-cacher-ng", "-c", conf, "ForeGround=0"); err != nil {
@@ -239,16 +230,39 @@ func startAptCacherNG(ctx context.Context, log *slog.Logger, dir, cacheDir strin
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	stopAptCacherNG(dir)
 	return 0, fmt.Errorf("start apt proxy: apt-cacher-ng did not answer on 127.0.0.1:%d (see %s)", port, filepath.Join(dir, "log"))
 }
 
-func freeLoopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// stopAptCacherNG stops the daemon recorded in dir, if it runs.
+func stopAptCacherNG(dir string) {
+	pid, ok := aptProxyPID(dir)
+	if !ok {
+		return
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 100 && processIs(pid, "apt-cacher-ng"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if processIs(pid, "apt-cacher-ng") {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	os.Remove(filepath.Join(dir, "pid"))
+}
+
+// freeAptProxyPort finds a free loopback port below 32768: apt-cacher-ng
+// 3.7 cannot bind higher ones ("Error resolving address for binding"), and
+// the kernel's ephemeral ports start there.
+func freeAptProxyPort() (int, error) {
+	for port := 31420; port < 32768; port++ {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free port in 31420-32767 on 127.0.0.1")
 }
 
 // forwarder relays TCP connections accepted on some listeners to one

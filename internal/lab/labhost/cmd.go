@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"strings"
+	"syscall"
 )
 
 // CommandError is a command that ran and failed, on the box or in a host. It
@@ -76,6 +77,10 @@ func (r runner) stream(ctx context.Context, stdin io.Reader, stdout, stderr io.W
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Env = boxEnv()
+	// Its own process group, killed whole on cancel: nsenter's child in a
+	// host, or anything a command forks, must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Stdin = stdin
 	cmd.Stdout = stdout
 	tail := &tailBuffer{max: 4096}

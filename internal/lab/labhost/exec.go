@@ -33,7 +33,7 @@ func (h *Host) Run(ctx context.Context, c Cmd) error {
 	}
 	args := append([]string{"nsenter", "--target", strconv.Itoa(pid),
 		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd",
-		"--kill-child", "--", "env", "-i",
+		"--", "env", "-i",
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME=/root", "LANG=C.UTF-8", "USER=root", "LOGNAME=root"}, c.Env...)
 	args = append(args, c.Args...)

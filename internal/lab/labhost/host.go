@@ -306,6 +306,7 @@ func (h *Host) boot(ctx context.Context) error {
 	}
 	// Only the first boot of a copied layer gets new keys.
 	h.files.newHostKeys = false
+	tLayer := time.Now()
 	if err := l.setupHostNet(ctx, h); err != nil {
 		return err
 	}
@@ -320,13 +321,16 @@ func (h *Host) boot(ctx context.Context) error {
 			return err
 		}
 	}
+	tNet := time.Now()
 	if err := h.launch(base.Dir); err != nil {
 		return err
 	}
 	if err := h.waitSSH(ctx); err != nil {
 		return err
 	}
-	h.log.Info("host up", slog.String("ipv4", h.v4.String()), slog.String("ipv6", h.v6.String()), slog.Duration("took", time.Since(start)))
+	h.log.Info("host up", slog.String("ipv4", h.v4.String()), slog.String("ipv6", h.v6.String()),
+		slog.Duration("took", time.Since(start)), slog.Duration("layer", tLayer.Sub(start)),
+		slog.Duration("network", tNet.Sub(tLayer)), slog.Duration("boot", time.Since(tNet)))
 	return nil
 }
 

@@ -164,7 +164,7 @@ func reapInstance(ctx context.Context, run runner, cg cgroupTree, runDir string,
 	if err := os.RemoveAll(slotDir(runDir, n)); err != nil {
 		return fmt.Errorf("reap lab %s: %w", name, err)
 	}
-	if hasState {
+	if hasState && st.PID != os.Getpid() {
 		run.log.Info("reaped dead lab", slog.String("lab", name), slog.Int("owner_pid", st.PID))
 	}
 	return nil
