@@ -24,8 +24,19 @@
 //   - Transient states last at least their Timings and until the machine work
 //     behind them is done; they are computed when the API is asked.
 //
-// Powered-on servers become real lab hosts through the Machines interface
-// (FakeMachines for unit tests). Faults (429 bursts, 5xx, latency, stuck
+// Powered-on servers become real lab hosts through the Machines interface:
+// LabHosts (over internal/lab/labhost) in the lab, FakeMachines in unit
+// tests. Wiring a lab daemon:
+//
+//	lab, _ := labhost.Open(ctx, labhost.Config{})
+//	m, _ := scwsim.NewLabHosts(scwsim.LabHostsConfig{Lab: lab, Dir: stateDir + "/layers"})
+//	sim, _ := scwsim.New(scwsim.Config{SecretKeys: ..., Projects: ..., Machines: m,
+//		Timings: scwsim.RealisticTimings(), StateFile: stateDir + "/scaleway.json"})
+//	ln, _ := net.Listen("tcp", lab.BoxAddr4().String()+":8443")
+//	go sim.Serve(ctx, ln) // lghsctl gets SCW_API_URL=http://<that address>
+//
+// A server's host is named "scw-" + its id without dashes (24 characters);
+// a server without an IPv4 or IPv6 still gets one from the lab (unreported). Faults (429 bursts, 5xx, latency, stuck
 // transient states) and the request log are driven through SetFaults and
 // Calls, or the admin endpoints under /_scwsim/.
 package scwsim

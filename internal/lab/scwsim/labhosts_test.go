@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/lghs/lghsctl/internal/lab/labhost"
+	iam "github.com/scaleway/scaleway-sdk-go/api/iam/v1alpha1"
 	"github.com/scaleway/scaleway-sdk-go/api/instance/v1"
+	"github.com/scaleway/scaleway-sdk-go/scw"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -126,6 +128,18 @@ func TestLabEndToEndServersAreRealHosts(t *testing.T) {
 			if got := sshRun(t, a6, p.signer, h.HostKeyCallback(), "cat /root/marker"); got != "before-backup" {
 				t.Errorf("marker over IPv6 = %q", got)
 			}
+			// The disk survives a power cycle.
+			for _, a := range []instance.ServerAction{instance.ServerActionPoweroff, instance.ServerActionPoweron} {
+				timeout := 3 * time.Minute
+				if err := p.api.ServerActionAndWait(&instance.ServerActionAndWaitRequest{ServerID: p.server.ID, Action: a,
+					Timeout: &timeout, RetryInterval: &fastPoll}); err != nil {
+					t.Fatalf("%s: %v", a, err)
+				}
+			}
+			h = machines.Host(p.server.ID)
+			if got := sshRun(t, a4, p.signer, h.HostKeyCallback(), "cat /root/marker"); got != "before-backup" {
+				t.Errorf("marker after poweroff and poweron = %q, want the file written before", got)
+			}
 			// A listener the security group does not allow.
 			sshRun(t, a4, p.signer, h.HostKeyCallback(),
 				"systemd-run --unit=probe8080 python3 -m http.server 8080 --bind :: && "+
@@ -168,5 +182,45 @@ func TestLabEndToEndServersAreRealHosts(t *testing.T) {
 	}
 	if _, err := p.api.GetImage(&instance.GetImageRequest{ImageID: p.imageID}); err != nil {
 		t.Errorf("backup image after terminate: %v, want kept", err)
+	}
+}
+
+func TestLabEndToEndBookwormServerBoots(t *testing.T) {
+	lab := openLab(t)
+	machines, err := NewLabHosts(LabHostsConfig{Lab: lab, Dir: filepath.Join(t.TempDir(), "layers")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newTestEnv(t, func(c *Config) { c.Machines, c.Timings = machines, FastTimings() })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if err := env.sim.Teardown(ctx); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	signer, pub := newTestSSHKey(t)
+	if _, err := iam.NewAPI(env.client).CreateSSHKey(&iam.CreateSSHKeyRequest{Name: "k", PublicKey: pub, ProjectID: testProject}); err != nil {
+		t.Fatal(err)
+	}
+	api := instance.NewAPI(env.client)
+	srv, err := api.CreateServer(&instance.CreateServerRequest{Name: "old-stable", CommercialType: "DEV1-M",
+		Image: scw.StringPtr("debian_bookworm")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeout := 5 * time.Minute
+	if err := api.ServerActionAndWait(&instance.ServerActionAndWaitRequest{ServerID: srv.Server.ID,
+		Action: instance.ServerActionPoweron, Timeout: &timeout, RetryInterval: &fastPoll}); err != nil {
+		t.Fatalf("power on: %v", err)
+	}
+	got, err := api.GetServer(&instance.GetServerRequest{ServerID: srv.Server.ID})
+	if err != nil || len(got.Server.PublicIPs) != 1 || !got.Server.PublicIPs[0].Dynamic {
+		t.Fatalf("server: %+v, %v; want its dynamic IPv4", got, err)
+	}
+	a4, _ := netip.AddrFromSlice(got.Server.PublicIPs[0].Address.To4())
+	h := machines.Host(srv.Server.ID)
+	if v := sshRun(t, a4, signer, h.HostKeyCallback(), "cut -d. -f1 /etc/debian_version"); v != "12" {
+		t.Errorf("debian_version major = %q, want 12 (bookworm)", v)
 	}
 }
