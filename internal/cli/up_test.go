@@ -1,0 +1,512 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/lghs/lghsctl/internal/lab/cfsim"
+	"github.com/lghs/lghsctl/internal/lab/cfsim/cfdns"
+	"github.com/lghs/lghsctl/internal/lab/labdns"
+	"github.com/lghs/lghsctl/internal/lab/scwsim"
+	"github.com/lghs/lghsctl/provision"
+	"github.com/lghs/lghsctl/provision/scaleway"
+)
+
+// Credentials of the stand-ins (formats the SDK accepts).
+const (
+	labAccessKey = "SCWXXXXXXXXXXXXXXXXX"
+	labSecretKey = "11111111-1111-4111-8111-111111111111"
+	labProject   = "22222222-2222-4222-8222-222222222222"
+)
+
+// labInventory is the LgHS setup on the lab's zones; %s is the SSH key file.
+const labInventory = `version: 1
+name: lghs-lab
+scaleway:
+  zone: fr-par-1
+dns:
+  token: {env: CLOUDFLARE_API_TOKEN}
+  ttl: 300
+  zones:
+    - name: lghs-space.test
+    - name: lghs-be.test
+ssh_keys:
+  - name: lab-operator
+    public_key_file: id_ed25519.pub
+security_groups:
+  - name: hardened-conf
+    inbound_default: drop
+    outbound_default: accept
+    allow_smtp: true
+    rules:
+      - {protocol: TCP, ports: 22}
+      - {protocol: TCP, ports: 80}
+      - {protocol: UDP, ports: 80}
+      - {protocol: TCP, ports: 443}
+      - {protocol: UDP, ports: 443}
+      - {protocol: ICMP}
+hosts:
+  - name: lghs-chat
+    type: DEV1-M
+    image: debian_trixie
+    root_volume: {name: lghs-chat}
+    security_group: hardened-conf
+    dns:
+      - {name: lghs-chat-prod.lghs-space.test, role: technical}
+      - {name: chat.lghs-be.test, role: public}
+`
+
+// cloudLab is the Scaleway and Cloudflare stand-ins and the lab DNS on
+// 127.0.0.1, with an inventory pointing at them, for driving the real CLI
+// in-process.
+type cloudLab struct {
+	t        *testing.T
+	sim      *scwsim.Sim
+	machines *scwsim.FakeMachines
+	scwURL   string
+	cf       *cfsim.Server
+	cfHTTP   *cfsim.HTTPServer
+	cfURL    string
+	token    cfsim.Token
+	zones    map[string]cfsim.Zone
+	dns      *labdns.Server
+	dir      string
+	inv      string
+	pubKey   string
+	env      map[string]string
+	// lastRun is when each command last started: the debug log is named
+	// after the second, so the same command is not started twice in one
+	// second (see .notes/provision-requests.md).
+	lastRun map[string]time.Time
+	// cfFaults injects faults in front of the Cloudflare stand-in.
+	cfFaults *faultyHandler
+}
+
+func newCloudLab(t *testing.T, inventoryYAML string) *cloudLab {
+	t.Helper()
+	l := &cloudLab{t: t, dir: t.TempDir(), zones: map[string]cfsim.Zone{}, lastRun: map[string]time.Time{}}
+	l.machines = scwsim.NewFakeMachines()
+	sim, err := scwsim.New(scwsim.Config{
+		SecretKeys: []string{labSecretKey},
+		Projects:   []scwsim.Project{{ID: labProject}},
+		Machines:   l.machines,
+		Timings:    scwsim.FastTimings(),
+		Seed:       uint64(len(t.Name())),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.sim = sim
+	srv := httptest.NewServer(sim)
+	l.scwURL = srv.URL
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := sim.Close(ctx); err != nil {
+			t.Errorf("close scwsim: %v", err)
+		}
+	})
+
+	l.cf, err = cfsim.New(cfsim.Options{Quota: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, name := range []string{"lghs-space.test", "lghs-be.test"} {
+		z, err := l.cf.AddZone(cfsim.Zone{Name: name, NameServers: []string{"ns1." + name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.zones[name] = z
+		ids = append(ids, z.ID)
+	}
+	l.token, err = l.cf.AddToken(cfsim.Token{Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}, ZoneIDs: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.cfFaults = &faultyHandler{next: l.cf.Handler()}
+	cfSrv := httptest.NewServer(l.cfFaults)
+	l.cfURL = cfSrv.URL + "/client/v4"
+	t.Cleanup(cfSrv.Close)
+
+	l.dns, err = labdns.Start(context.Background(), labdns.Config{Addr: "127.0.0.1:0", Source: cfdns.Source(l.cf)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.dns.Close() })
+
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.pubKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " operator@lab"
+	l.write("id_ed25519.pub", l.pubKey+"\n")
+	l.inv = l.write("inventory.yaml", inventoryYAML)
+	l.env = map[string]string{
+		"HOME":                   l.dir,
+		"SCW_CONFIG_PATH":        filepath.Join(l.dir, "no-scw-config.yaml"),
+		"SCW_ACCESS_KEY":         labAccessKey,
+		"SCW_SECRET_KEY":         labSecretKey,
+		"SCW_DEFAULT_PROJECT_ID": labProject,
+		"SCW_API_URL":            l.scwURL,
+		"CLOUDFLARE_API_TOKEN":   l.token.Value,
+		"CLOUDFLARE_BASE_URL":    l.cfURL,
+		"NO_COLOR":               "1",
+	}
+	return l
+}
+
+func (l *cloudLab) write(name, content string) string {
+	l.t.Helper()
+	p := filepath.Join(l.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+	return p
+}
+
+// result is one lghsctl run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
+}
+
+// run runs lghsctl with the lab's environment and inventory.
+func (l *cloudLab) run(args ...string) result {
+	l.t.Helper()
+	return l.runCtx(context.Background(), "", args...)
+}
+
+func (l *cloudLab) runCtx(ctx context.Context, stdin string, args ...string) result {
+	l.t.Helper()
+	key := args[0]
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+		key += " " + args[1]
+	}
+	if last, ok := l.lastRun[key]; ok && time.Now().Unix() == last.Unix() {
+		time.Sleep(time.Until(last.Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	}
+	l.lastRun[key] = time.Now()
+	var out, errb bytes.Buffer
+	io := IO{In: strings.NewReader(stdin), Out: &out, Err: &errb, Getenv: func(k string) string { return l.env[k] }}
+	code := Main(ctx, append(args, "-i", l.inv), io)
+	return result{code, out.String(), errb.String()}
+}
+
+// mustRun runs lghsctl and fails the test unless it exits with want.
+func (l *cloudLab) mustRun(want int, args ...string) result {
+	l.t.Helper()
+	r := l.run(args...)
+	if r.code != want {
+		l.t.Fatalf("lghsctl %s: want exit %d, got %s", strings.Join(args, " "), want, r)
+	}
+	return r
+}
+
+// api is the Scaleway adapter, for looking at what lghsctl made.
+func (l *cloudLab) api() *scaleway.Client {
+	l.t.Helper()
+	creds, err := scaleway.LoadCredentials("", func(k string) string { return l.env[k] })
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	c, err := scaleway.New(scaleway.Config{Credentials: creds})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return c
+}
+
+// writes counts the write calls both stand-ins received since the last
+// resetCalls.
+func (l *cloudLab) writes() (scw int, cf int) {
+	for _, c := range l.sim.WriteCalls() {
+		_ = c
+		scw++
+	}
+	return scw, l.cf.Counters().Writes
+}
+
+func (l *cloudLab) resetCalls() {
+	l.sim.ResetCalls()
+	l.cf.ResetRequests()
+}
+
+// world is what exists in the stand-ins, in provision's terms.
+type world struct {
+	servers []provision.Server
+	ips     []provision.IP
+	groups  []provision.SecurityGroup
+	keys    []provision.SSHKey
+	records []cfsim.Record
+}
+
+func (l *cloudLab) world() world {
+	l.t.Helper()
+	ctx := context.Background()
+	c := l.api()
+	var w world
+	var err error
+	if w.servers, err = c.Servers(ctx, "fr-par-1", nil); err != nil {
+		l.t.Fatal(err)
+	}
+	if w.ips, err = c.IPs(ctx, "fr-par-1", nil); err != nil {
+		l.t.Fatal(err)
+	}
+	groups, err := c.SecurityGroups(ctx, "fr-par-1")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	for _, g := range groups {
+		if !g.ProjectDefault {
+			w.groups = append(w.groups, g)
+		}
+	}
+	if w.keys, err = c.SSHKeys(ctx); err != nil {
+		l.t.Fatal(err)
+	}
+	for _, z := range l.zones {
+		recs, err := l.cf.Records(z.ID)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		w.records = append(w.records, recs...)
+	}
+	return w
+}
+
+// resolve asks the lab DNS for name's records of type qtype.
+func (l *cloudLab) resolve(name string, qtype uint16) []string {
+	l.t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	in, err := dns.Exchange(m, l.dns.Addr())
+	if err != nil {
+		l.t.Fatalf("query %s: %v", name, err)
+	}
+	var out []string
+	for _, rr := range in.Answer {
+		switch a := rr.(type) {
+		case *dns.A:
+			out = append(out, a.A.String())
+		case *dns.AAAA:
+			out = append(out, a.AAAA.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkConverged checks the lab holds exactly what the inventory asks
+// for, once: one running server with its named root volume, one IPv4 and
+// one IPv6 attached to it, one security group with the inventory's 12
+// rules and SMTP unblocked, the project key, and A/AAAA for both names
+// answered by the lab DNS.
+func (l *cloudLab) checkConverged() world {
+	l.t.Helper()
+	w := l.world()
+	if len(w.servers) != 1 {
+		l.t.Fatalf("%d servers, want 1: %+v", len(w.servers), w.servers)
+	}
+	s := w.servers[0]
+	if s.Name != "lghs-chat" || s.State != provision.StateRunning || s.CommercialType != "DEV1-M" {
+		l.t.Errorf("server %s %s %s, want lghs-chat running DEV1-M", s.Name, s.State, s.CommercialType)
+	}
+	if !slices.Contains(s.Tags, "lghsctl=lghs-lab") || !slices.Contains(s.Tags, "lghsctl-host=lghs-chat") {
+		l.t.Errorf("server tags %v lack the ownership tags", s.Tags)
+	}
+	if len(s.Volumes) != 1 || s.Volumes[0].Name != "lghs-chat" || s.Volumes[0].Type != "l_ssd" {
+		l.t.Errorf("server volumes %+v, want one l_ssd named lghs-chat", s.Volumes)
+	}
+	var v4, v6 []provision.IP
+	for _, ip := range w.ips {
+		if ip.Family == provision.IPv4 {
+			v4 = append(v4, ip)
+		} else {
+			v6 = append(v6, ip)
+		}
+		if ip.Server != s.ID {
+			l.t.Errorf("IP %s is attached to %q, not to the server", ip, ip.Server)
+		}
+	}
+	if len(v4) != 1 || len(v6) != 1 {
+		l.t.Fatalf("%d IPv4 and %d IPv6, want one of each", len(v4), len(v6))
+	}
+	var addr4, addr6 string
+	for _, sip := range s.IPs {
+		if sip.Dynamic {
+			l.t.Errorf("server has a dynamic IP %s", sip.Address)
+		}
+		switch sip.ID {
+		case v4[0].ID:
+			addr4 = sip.Address.String()
+		case v6[0].ID:
+			addr6 = sip.Address.String()
+			if !v6[0].Prefix.Contains(sip.Address) {
+				l.t.Errorf("IPv6 %s is not in the routed prefix %s", sip.Address, v6[0].Prefix)
+			}
+		}
+	}
+	if len(w.groups) != 1 {
+		l.t.Fatalf("%d security groups, want 1: %+v", len(w.groups), w.groups)
+	}
+	g := w.groups[0]
+	if g.ID != s.SecurityGroup || g.InboundDefault != "drop" || g.OutboundDefault != "accept" || g.EnableDefaultSecurity || !g.Stateful {
+		l.t.Errorf("security group %+v, want the server's, drop/accept, stateful, SMTP unblocked", g)
+	}
+	rules, err := l.api().Rules(context.Background(), "fr-par-1", g.ID)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if len(rules) != 12 {
+		l.t.Errorf("%d rules, want 12 (6 rules × IPv4 and IPv6)", len(rules))
+	}
+	if n := len(w.keys); n != 1 || strings.Fields(w.keys[0].PublicKey)[1] != strings.Fields(l.pubKey)[1] {
+		l.t.Errorf("SSH keys %+v, want the operator's", w.keys)
+	}
+	m, ok := l.machines.Machine(s.ID)
+	if !ok || !m.Running {
+		l.t.Errorf("the lab machine of %s is not running", s.ID)
+	} else if len(m.Spec.AuthorizedKeys) != 1 || strings.Fields(m.Spec.AuthorizedKeys[0])[1] != strings.Fields(l.pubKey)[1] {
+		l.t.Errorf("machine authorized keys %v, want the project key injected at boot", m.Spec.AuthorizedKeys)
+	}
+	for _, name := range []string{"lghs-chat-prod.lghs-space.test", "chat.lghs-be.test"} {
+		if got := l.resolve(name, dns.TypeA); !slices.Equal(got, []string{addr4}) {
+			l.t.Errorf("A %s = %v, want [%s]", name, got, addr4)
+		}
+		if got := l.resolve(name, dns.TypeAAAA); !slices.Equal(got, []string{addr6}) {
+			l.t.Errorf("AAAA %s = %v, want [%s]", name, got, addr6)
+		}
+	}
+	if len(w.records) != 4 {
+		l.t.Errorf("%d DNS records, want 4", len(w.records))
+	}
+	for _, r := range w.records {
+		if r.Comment == nil || *r.Comment != "managed by lghsctl: lghs-lab/lghs-chat" || r.Proxied || r.TTL != 300 {
+			l.t.Errorf("record %s %s: comment %v proxied %v ttl %d", r.Type, r.Name, r.Comment, r.Proxied, r.TTL)
+		}
+	}
+	return w
+}
+
+func TestUpFromAnEmptyLabCreatesEverythingAndASecondUpOnlyReads(t *testing.T) {
+	l := newCloudLab(t, labInventory)
+
+	plan := l.mustRun(0, "plan")
+	for _, want := range []string{"+   ssh key lab-operator", "+   security group hardened-conf", "+   server lghs-chat (DEV1-M fr-par-1, debian_trixie",
+		"+   ip lghs-chat", "+   A chat.lghs-be.test (address known after apply, ttl 300, DNS only)", "+   AAAA lghs-chat-prod.lghs-space.test", "Plan: 9 to add, 0 to change, 0 to destroy."} {
+		if !strings.Contains(plan.stdout, want) {
+			t.Errorf("plan lacks %q:\n%s", want, plan.stdout)
+		}
+	}
+	if s, c := l.writes(); s+c != 0 {
+		t.Fatalf("plan made %d Scaleway and %d Cloudflare writes", s, c)
+	}
+
+	up := l.mustRun(0, "up")
+	for _, want := range []string{"changed: [cloud] ssh keys", "changed: [cloud] security group hardened-conf", "changed: [lghs-chat] server",
+		"changed: [lghs-chat] dns records", "changed: [lghs-chat] wait running", "PLAY RECAP"} {
+		if !strings.Contains(up.stdout, want) {
+			t.Errorf("up output lacks %q:\n%s", want, up.stdout)
+		}
+	}
+	l.checkConverged()
+
+	l.resetCalls()
+	again := l.mustRun(0, "up")
+	if !strings.Contains(again.stdout, "cloud: no changes") || strings.Contains(again.stdout, "changed:") {
+		t.Errorf("second up is not a no-op:\n%s", again.stdout)
+	}
+	if !strings.Contains(again.stdout, "changed=0") {
+		t.Errorf("recap of the second up:\n%s", again.stdout)
+	}
+	if s, c := l.writes(); s+c != 0 {
+		t.Errorf("the second up made %d Scaleway and %d Cloudflare write calls, want 0: %+v", s, c, l.sim.WriteCalls())
+	}
+	if len(l.sim.Calls()) == 0 || l.cf.Counters().Reads == 0 {
+		t.Error("the second up made no read call either: the counters do not count")
+	}
+	l.mustRun(0, "plan", "--detailed-exitcode")
+}
+
+// faultyHandler injects 429s and 5xx in front of a handler: a fraction of
+// requests get a 429 (never processed) and a fraction get a 500, half of
+// them after the request was processed (the answer is lost).
+type faultyHandler struct {
+	next http.Handler
+	mu   sync.Mutex
+	rng  *mrand.Rand
+	rate float64
+	n429 int
+	n5xx int
+}
+
+func (f *faultyHandler) set(rate float64, seed uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rate, f.rng = rate, mrand.New(mrand.NewPCG(seed, 7))
+}
+
+func (f *faultyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	draw, kind := 1.0, 0.0
+	if f.rng != nil {
+		draw, kind = f.rng.Float64(), f.rng.Float64()
+	}
+	rate := f.rate
+	f.mu.Unlock()
+	if draw >= rate {
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	body := `{"success":false,"errors":[{"code":971,"message":"Please wait and consider throttling your request speed"}],"messages":[],"result":null}`
+	status := http.StatusTooManyRequests
+	f.mu.Lock()
+	if kind < 0.5 {
+		f.n429++
+	} else {
+		status = http.StatusInternalServerError
+		body = `{"success":false,"errors":[{"code":10000,"message":"internal error"}],"messages":[],"result":null}`
+		f.n5xx++
+		if kind < 0.75 {
+			f.next.ServeHTTP(httptest.NewRecorder(), r)
+		}
+	}
+	f.mu.Unlock()
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+var _ = netip.Addr{}
