@@ -274,13 +274,16 @@ func (l *Lab) applyHostNft(ctx context.Context, h *Host, p Policy) error {
 // mount dies with the host, even when everything is killed): it joins the
 // host's cgroups, drops the copies of other network namespaces' mounts
 // (they would keep those namespaces, and their links, alive as long as
-// this host runs), mounts the overlay and becomes systemd-nspawn.
+// this host runs), mounts the overlay and becomes systemd-nspawn inside
+// the host's network namespace. (With --network-namespace-path instead,
+// nspawn mounts the box's sysfs in the host: /sys/class/net would show, and
+// let the host write to, the box's interfaces.)
 const bootWrapper = `set -e
 for p in $LAB_CGPROCS; do echo $$ > "$p"; done
 awk -v own="$LAB_NETNS" '$5 ~ "^/run/netns/." && $5 != own { print $5 }' /proc/self/mountinfo |
 while read -r m; do umount -l "$m" 2>/dev/null || true; done
 mount -t overlay overlay -o "lowerdir=$LAB_LOWER,upperdir=$LAB_UPPER,workdir=$LAB_WORK" "$LAB_MERGED"
-exec systemd-nspawn "$@"
+exec nsenter --net="$LAB_NETNS" systemd-nspawn "$@"
 `
 
 // boot prepares the layer and the network, starts nspawn and waits for
@@ -389,7 +392,6 @@ func (h *Host) launch(lower string) error {
 	args := []string{"lab-boot",
 		"-D", merged, "--boot", "--register=no", "--keep-unit", "--capability=all",
 		"--system-call-filter=@keyring bpf",
-		"--network-namespace-path=/run/netns/" + h.netns,
 		"--machine=" + h.netns, "--hostname=" + h.hostname,
 		"--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only",
 		"--bind=" + filepath.Join(h.layer, "docker") + ":/var/lib/docker",

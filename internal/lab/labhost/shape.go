@@ -61,7 +61,10 @@ func tbfArgs(rate uint64) []string {
 // lossRules is the nftables script that sets the link's loss chain.
 func lossRules(link string, loss float64) string {
 	s := fmt.Sprintf("flush chain inet %s %s_shape\n", nftTable, link)
-	if n := int(math.Round(loss * 10000)); n > 0 {
+	switch n := int(math.Round(loss * 10000)); {
+	case n >= 10000:
+		s += fmt.Sprintf("add rule inet %s %s_shape drop\n", nftTable, link)
+	case n > 0:
 		s += fmt.Sprintf("add rule inet %s %s_shape numgen random mod 10000 < %d drop\n", nftTable, link, n)
 	}
 	return s
