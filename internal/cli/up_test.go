@@ -10,7 +10,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,8 +95,8 @@ type cloudLab struct {
 	// after the second, so the same command is not started twice in one
 	// second (see .notes/provision-requests.md).
 	lastRun map[string]time.Time
-	// cfFaults injects faults in front of the Cloudflare stand-in.
-	cfFaults *faultyHandler
+	// scwFaults and cfFaults inject faults in front of the stand-ins.
+	scwFaults, cfFaults *faultyHandler
 }
 
 func newCloudLab(t *testing.T, inventoryYAML string) *cloudLab {
@@ -115,7 +114,8 @@ func newCloudLab(t *testing.T, inventoryYAML string) *cloudLab {
 		t.Fatal(err)
 	}
 	l.sim = sim
-	srv := httptest.NewServer(sim)
+	l.scwFaults = &faultyHandler{next: sim, scaleway: true}
+	srv := httptest.NewServer(l.scwFaults)
 	l.scwURL = srv.URL
 	t.Cleanup(func() {
 		srv.Close()
@@ -456,22 +456,34 @@ func TestUpFromAnEmptyLabCreatesEverythingAndASecondUpOnlyReads(t *testing.T) {
 	l.mustRun(0, "plan", "--detailed-exitcode")
 }
 
-// faultyHandler injects 429s and 5xx in front of a handler: a fraction of
-// requests get a 429 (never processed) and a fraction get a 500, half of
-// them after the request was processed (the answer is lost).
+// faultyHandler injects faults in front of a stand-in: a fraction of
+// requests get a 429 (never processed) and as many get a 5xx, half of
+// those after the request was processed (the answer is lost). scaleway
+// selects Scaleway's shapes (429 with an empty body, no Retry-After),
+// otherwise Cloudflare's (JSON envelope, Retry-After: 1).
 type faultyHandler struct {
-	next http.Handler
-	mu   sync.Mutex
-	rng  *mrand.Rand
-	rate float64
-	n429 int
-	n5xx int
+	next     http.Handler
+	scaleway bool
+	mu       sync.Mutex
+	rng      *mrand.Rand
+	rate     float64
+	n429     int
+	n5xx     int
+	lost     int
+	// lostPosts answers every POST with a 5xx after processing it.
+	lostPosts bool
 }
 
 func (f *faultyHandler) set(rate float64, seed uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rate, f.rng = rate, mrand.New(mrand.NewPCG(seed, 7))
+}
+
+func (f *faultyHandler) counts() (n429, n5xx, lost int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n429, f.n5xx, f.lost
 }
 
 func (f *faultyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -481,32 +493,156 @@ func (f *faultyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		draw, kind = f.rng.Float64(), f.rng.Float64()
 	}
 	rate := f.rate
+	lostPost := f.lostPosts && r.Method == http.MethodPost
+	if lostPost {
+		draw, kind = 0, 0.6
+	}
 	f.mu.Unlock()
-	if draw >= rate {
+	if (draw >= rate && !lostPost) || strings.HasPrefix(r.URL.Path, "/_scwsim/") {
 		f.next.ServeHTTP(w, r)
 		return
 	}
-	body := `{"success":false,"errors":[{"code":971,"message":"Please wait and consider throttling your request speed"}],"messages":[],"result":null}`
-	status := http.StatusTooManyRequests
 	f.mu.Lock()
-	if kind < 0.5 {
+	limited := kind < 0.5
+	if limited {
 		f.n429++
 	} else {
-		status = http.StatusInternalServerError
-		body = `{"success":false,"errors":[{"code":10000,"message":"internal error"}],"messages":[],"result":null}`
 		f.n5xx++
-		if kind < 0.75 {
-			f.next.ServeHTTP(httptest.NewRecorder(), r)
-		}
 	}
 	f.mu.Unlock()
-	_, _ = io.Copy(io.Discard, r.Body)
-	w.Header().Set("Content-Type", "application/json")
-	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+	if !limited && kind < 0.75 {
+		f.next.ServeHTTP(httptest.NewRecorder(), r)
+		f.mu.Lock()
+		f.lost++
+		f.mu.Unlock()
 	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body)
+	_, _ = io.Copy(io.Discard, r.Body)
+	switch {
+	case limited && f.scaleway:
+		w.Header().Set("X-Envoy-Ratelimited", "true")
+		w.WriteHeader(http.StatusTooManyRequests)
+	case limited:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"success":false,"errors":[{"code":971,"message":"Please wait and consider throttling your request speed"}],"messages":[],"result":null}`)
+	case f.scaleway:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"message":"service unavailable","type":"internal_error"}`)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"success":false,"errors":[{"code":10000,"message":"internal error"}],"messages":[],"result":null}`)
+	}
 }
 
-var _ = netip.Addr{}
+func TestUpConvergesWith429sAnd5xxOnAFifthOfTheCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("several runs with rate-limit waits (a few seconds)")
+	}
+	for _, seed := range []uint64{1, 2} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			l := newCloudLab(t, labInventory)
+			l.scwFaults.set(0.2, seed)
+			l.cfFaults.set(0.2, seed)
+			for i := range 3 {
+				r := l.run("up")
+				if r.code != 0 {
+					t.Fatalf("up #%d under faults: %s", i+1, r)
+				}
+			}
+			a, b, c := l.scwFaults.counts()
+			d, e, f := l.cfFaults.counts()
+			t.Logf("injected: Scaleway %d×429 %d×5xx (%d processed), Cloudflare %d×429 %d×5xx (%d processed)", a, b, c, d, e, f)
+			if a == 0 || b == 0 || c == 0 || d+e == 0 {
+				t.Errorf("the faults did not bite: Scaleway %d/%d/%d, Cloudflare %d/%d/%d", a, b, c, d, e, f)
+			}
+			l.scwFaults.set(0, 0)
+			l.cfFaults.set(0, 0)
+			l.checkConverged()
+			l.resetCalls()
+			l.mustRun(0, "up")
+			if s, c := l.writes(); s+c != 0 {
+				t.Errorf("up after the faulty runs wrote: %d Scaleway, %d Cloudflare", s, c)
+			}
+		})
+	}
+}
+
+func TestAmbiguousCreatesAreLookedUpNotRepeated(t *testing.T) {
+	l := newCloudLab(t, labInventory)
+	// Every create is made, and its answer lost.
+	l.scwFaults.lostPosts = true
+	l.cfFaults.lostPosts = true
+	r := l.mustRun(0, "up")
+	l.scwFaults.lostPosts = false
+	l.cfFaults.lostPosts = false
+	l.checkConverged()
+	posts := map[string]int{}
+	for _, c := range l.sim.Calls() {
+		if c.Method == http.MethodPost {
+			posts[c.Route]++
+		}
+	}
+	for route, want := range map[string]int{
+		"POST /instance/v1/zones/{zone}/servers":         1,
+		"POST /instance/v1/zones/{zone}/ips":             2,
+		"POST /instance/v1/zones/{zone}/security_groups": 1,
+		"POST /iam/v1alpha1/ssh-keys":                    1,
+	} {
+		if posts[route] != want {
+			t.Errorf("%d calls to %s, want %d (a lost answer must be followed by a lookup, not a second create)\n%s", posts[route], route, want, r.stdout)
+		}
+	}
+	creates := 0
+	for _, q := range l.cf.Requests() {
+		if q.Method == http.MethodPost {
+			creates++
+		}
+	}
+	if creates != 4 {
+		t.Errorf("%d record creates for 4 records", creates)
+	}
+}
+
+func TestInterruptedUpIsConvergedByTheNextOne(t *testing.T) {
+	l := newCloudLab(t, labInventory)
+
+	// Ctrl-C while the server is being created: the request never lands.
+	l.sim.SetFaults(scwsim.FaultConfig{Latency: scwsim.LatencyFault{Delay: scwsim.Duration{Duration: 5 * time.Second},
+		Match: scwsim.Match{Method: http.MethodPost, PathContains: "/servers"}}})
+	r := l.interruptAfter(300*time.Millisecond, "up")
+	if r.code != ExitInterrupted || !strings.Contains(r.stdout, "interrupted") {
+		t.Fatalf("interrupted up: %s", r)
+	}
+	if w := l.world(); len(w.servers) != 0 || len(w.ips) != 2 {
+		t.Fatalf("after the first interruption: %d servers, %d IPs; want the IPs only", len(w.servers), len(w.ips))
+	}
+
+	// Ctrl-C while the server boots.
+	l.sim.SetFaults(scwsim.FaultConfig{})
+	l.machines.StartDelay = 3 * time.Second
+	r = l.interruptAfter(700*time.Millisecond, "up")
+	if r.code != ExitInterrupted || !strings.Contains(r.stdout, "changed: [lghs-chat] server") {
+		t.Fatalf("second interrupted up: %s", r)
+	}
+	l.machines.StartDelay = 0
+
+	plan := l.mustRun(0, "plan")
+	if strings.Contains(plan.stdout, "+   server") || strings.Contains(plan.stdout, "+   ip") {
+		t.Errorf("the plan after the interruptions recreates things:\n%s", plan.stdout)
+	}
+	l.mustRun(0, "up")
+	l.checkConverged()
+}
+
+// interruptAfter runs lghsctl and cancels its context (Ctrl-C) after d.
+func (l *cloudLab) interruptAfter(d time.Duration, args ...string) result {
+	l.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(d, cancel)
+	return l.runCtx(ctx, "", args...)
+}
+
