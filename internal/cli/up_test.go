@@ -645,4 +645,3 @@ func (l *cloudLab) interruptAfter(d time.Duration, args ...string) result {
 	time.AfterFunc(d, cancel)
 	return l.runCtx(ctx, "", args...)
 }
-
