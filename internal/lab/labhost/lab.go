@@ -277,6 +277,9 @@ func (l *Lab) CopyLayer(ctx context.Context, src, dst string) error {
 	} else if !ok {
 		return fmt.Errorf("copy layer %s: not a lab layer (no layer.json)", src)
 	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("copy layer %s to %s: destination exists", src, dst)
+	}
 	if h := l.hostUsingLayer(src); h != nil {
 		return h.withFrozen(ctx, func() error { return copyTree(ctx, l.run, src, dst) })
 	}
