@@ -180,6 +180,7 @@ It plans before it changes anything, is safe to re-run, and ends with a recap.`,
 		newSnapshot(g),
 		newNotYet(g, "migrate", "Move the data from the old server, verify it, run the upgrade ladder", "migrate"),
 		newDestroy(g),
+		newCerts(g),
 		newExitCodesHelp(),
 	)
 	root.InitDefaultCompletionCmd()
