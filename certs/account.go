@@ -149,3 +149,28 @@ func register(ctx context.Context, s Settings, acct *Account) (string, error) {
 	}
 	return reg.URI, nil
 }
+
+// PeekAccount returns the stored account of s.DirectoryURL, or nil when
+// there is none yet; it never registers (check mode).
+func PeekAccount(stateDir string, s Settings) (*Account, error) {
+	dir := AccountDir(stateDir, s.DirectoryURL)
+	var info accountFile
+	b, err := os.ReadFile(filepath.Join(dir, "account.json"))
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("acme account: %w", err)
+	}
+	if err := json.Unmarshal(b, &info); err != nil || info.URI == "" || info.Directory != s.DirectoryURL {
+		return nil, nil
+	}
+	key, err := readSecretFile(filepath.Join(dir, "account.key"))
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("acme account: %w", err)
+	}
+	return LoadAccount(key, info.URI, s.Email)
+}

@@ -244,3 +244,8 @@ func (l *lab) pebbleOrders(t *testing.T) int {
 	}
 	return strings.Count(string(b), "POST /order-plz")
 }
+
+func readPebbleLog(l *lab) (string, error) {
+	b, err := os.ReadFile(l.pebble.LogFile)
+	return string(b), err
+}

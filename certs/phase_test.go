@@ -1,0 +1,215 @@
+package certs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/lghs/lghsctl/internal/lab/acmelab"
+	"github.com/lghs/lghsctl/internal/report"
+	"github.com/lghs/lghsctl/internal/task"
+	"github.com/lghs/lghsctl/inventory"
+)
+
+const phaseInventory = `
+version: 1
+name: lghs-lab
+dns:
+  zones:
+    - {name: lghs-space.test}
+    - {name: lghs-be.test}
+acme: {email: infra@lghs-be.test, directory: "https://pebble.lab.test/dir", caa: true, caa_identity: pebble.lab.test}
+hosts:
+  - name: lghs-chat
+    provider: none
+    ssh: {address: 192.0.2.10}
+    sites:
+      - name: chat.lghs-be.test
+        aliases: [lghs-chat-prod.lghs-space.test]
+        upstream: "[::1]:3000"
+      - name: static.lghs-be.test
+        upstream: "[::1]:3001"
+        tls: self-signed
+`
+
+type phaseRig struct {
+	l     *lab
+	inv   *inventory.File
+	state string
+	cfg   PhaseConfig
+	bin   []byte
+}
+
+func newPhaseRig(t *testing.T, l *lab) *phaseRig {
+	t.Helper()
+	inv, err := inventory.Parse("inventory.yaml", []byte(phaseInventory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &phaseRig{l: l, inv: inv, state: t.TempDir(), bin: []byte("\x7fELF fake lghsctl binary")}
+	r.cfg = PhaseConfig{
+		Inventory:   inv,
+		Host:        &inv.Hosts[0],
+		Settings:    l.settings(t),
+		StateDir:    r.state,
+		Tokens:      l.secrets(),
+		CAA:         &CloudflareCAA{BaseURL: l.api.BaseURL, Token: func(z string) inventory.Secret { return l.secrets()[z] }, ZoneOf: inv.ZoneOf, Comment: CAAComment(inv.Name)},
+		CAAIdentity: "pebble.lab.test",
+		Binary:      func() ([]byte, error) { return r.bin, nil },
+	}
+	return r
+}
+
+// run runs the phase on h like `up` would (its own target) and returns the
+// report's text and the recap of the host.
+func (r *phaseRig) run(t *testing.T, h *fakeHost, check bool) (string, report.HostRecap, error) {
+	t.Helper()
+	p, err := NewPhase(r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	txt := report.NewText(&out)
+	txt.Verbose, txt.Diff = true, true
+	tally := report.NewTally(txt)
+	runner := task.Runner{Check: check, Diff: true, Reporter: tally, Log: testLogger(t)}
+	err = runner.Run(context.Background(), []task.Target{p.Target(func(context.Context) error { p.Attach(h); return nil }, nil)})
+	t.Logf("check=%v:\n%s", check, out.String())
+	recaps := tally.Recaps()
+	if len(recaps) != 1 {
+		t.Fatalf("recaps %+v", recaps)
+	}
+	return out.String(), recaps[0], err
+}
+
+func newLabFakeHost() *fakeHost {
+	h := newFakeHost()
+	h.dirs["/etc/systemd"] = 0o755
+	h.dirs["/etc/systemd/system"] = 0o755
+	return h
+}
+
+// TestPhaseDryRunApplyDryRun: check mode changes nothing and contacts no
+// CA; apply obtains one certificate per ACME site (names in two zones),
+// deploys it in certbot's layout, publishes CAA and installs the renewal;
+// then apply and check again change nothing and order nothing.
+func TestPhaseDryRunApplyDryRun(t *testing.T) {
+	l := startLab(t, acmelab.Config{})
+	r := newPhaseRig(t, l)
+	h := newLabFakeHost()
+
+	out, recap, err := r.run(t, h, true)
+	if err != nil || recap.Changed != 4 || len(h.writes) != 0 || len(h.commands) != 0 {
+		t.Fatalf("check on a fresh host: %v, recap %+v, writes %v, commands %v", err, recap, h.writes, h.commands)
+	}
+	if l.pebbleOrders(t) != 0 || l.pebbleAccounts(t) != 0 {
+		t.Error("check mode talked to the CA")
+	}
+	noSecrets(t, l, "check output", out)
+
+	out, recap, err = r.run(t, h, false)
+	if err != nil || recap.Changed != 3 || recap.Skipped != 1 || recap.Failed != 0 {
+		t.Fatalf("apply: %v, recap %+v", err, recap)
+	}
+	noSecrets(t, l, "apply output", out)
+	chain, ok := h.file("/etc/letsencrypt/live/chat.lghs-be.test/fullchain.pem")
+	key, ok2 := h.file("/etc/letsencrypt/live/chat.lghs-be.test/privkey.pem")
+	if !ok || !ok2 || key.mode != 0o600 || chain.mode != 0o644 {
+		t.Fatalf("live files: chain %v %o, key %v %o", ok, chain.mode, ok2, key.mode)
+	}
+	if _, err := l.pebble.VerifyChain(chain.content, "chat.lghs-be.test", "lghs-chat-prod.lghs-space.test"); err != nil {
+		t.Error(err)
+	}
+	if _, ok := h.file("/etc/letsencrypt/live/static.lghs-be.test/fullchain.pem"); ok {
+		t.Error("a self-signed site got an ACME certificate")
+	}
+	for p, mode := range map[string]uint32{HostAccountKey: 0o600, HostTokenFile(zoneBE): 0o600, HostTokenFile(zoneSpace): 0o600,
+		HostRenewConfig: 0o644, HostCABundle: 0o644, HostBinary: 0o755, unitPath(".service"): 0o644, unitPath(".timer"): 0o644} {
+		f, ok := h.file(p)
+		if !ok || uint32(f.mode) != mode {
+			t.Errorf("%s: present %v mode %o, want %o", p, ok, f.mode, mode)
+		}
+	}
+	if h.dirs[HostConfigDir] != 0o700 || h.dirs[HostTokenDir] != 0o700 {
+		t.Errorf("config dir %o, token dir %o; want 0700", h.dirs[HostConfigDir], h.dirs[HostTokenDir])
+	}
+	if u := h.units[RenewUnit+".timer"]; u.Enabled != "enabled" || u.Active != "active" {
+		t.Errorf("timer %+v", u)
+	}
+	rc, _ := h.file(HostRenewConfig)
+	var cfg RenewConfig
+	if err := json.Unmarshal(rc.content, &cfg); err != nil || cfg.AccountURI == "" || len(cfg.Certificates) != 1 {
+		t.Errorf("renew.json: %v %s", err, rc.content)
+	}
+	noSecrets(t, l, "renew.json", string(rc.content))
+	if tok, _ := h.file(HostTokenFile(zoneBE)); strings.TrimSpace(string(tok.content)) != l.tokens[zoneBE].Value {
+		t.Error("the host's token file does not hold the zone's token")
+	}
+	acct, _ := PeekAccount(r.state, r.cfg.Settings)
+	for _, n := range []string{"chat.lghs-be.test", "lghs-chat-prod.lghs-space.test"} {
+		got := lookupCAA(t, l.dns.Addr(), n)
+		if len(got) != 2 || !strings.Contains(got[0], "accounturi="+acct.URI) || !strings.Contains(got[0], "validationmethods=dns-01") {
+			t.Errorf("CAA at %s: %q", n, got)
+		}
+	}
+	orders := l.pebbleOrders(t)
+	if orders != 1 {
+		t.Errorf("orders %d, want 1", orders)
+	}
+
+	h.reset()
+	_, recap, err = r.run(t, h, false)
+	if err != nil || recap.Changed != 0 || len(h.writes) != 0 || len(h.commands) != 0 {
+		t.Errorf("second apply: %v, recap %+v, writes %v, commands %v", err, recap, h.writes, h.commands)
+	}
+	_, recap, err = r.run(t, h, true)
+	if err != nil || recap.Changed != 0 {
+		t.Errorf("check after apply: %v, recap %+v", err, recap)
+	}
+	if got := l.pebbleOrders(t); got != orders || l.pebbleAccounts(t) != 1 {
+		t.Errorf("orders %d (want %d), accounts %d (want 1)", got, orders, l.pebbleAccounts(t))
+	}
+
+	// A new host for the same inventory gets the issued certificate from
+	// the operator's cache, without a new order.
+	h2 := newLabFakeHost()
+	if _, _, err := r.run(t, h2, false); err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := h2.file("/etc/letsencrypt/live/chat.lghs-be.test/fullchain.pem")
+	if !chainEqual(c2.content, chain.content) || l.pebbleOrders(t) != orders {
+		t.Errorf("new host: same chain %v, orders %d", chainEqual(c2.content, chain.content), l.pebbleOrders(t))
+	}
+}
+
+// TestPhaseRefusesToCopyATokenReachingOtherZones: a token that can edit
+// every zone may be used from the operator's machine, never left on a
+// server.
+func TestPhaseRefusesToCopyATokenReachingOtherZones(t *testing.T) {
+	l := startLab(t, acmelab.Config{})
+	r := newPhaseRig(t, l)
+	r.cfg.CAA = nil
+	r.cfg.Tokens[zoneBE] = inventory.Secret(l.broad.Value)
+	h := newLabFakeHost()
+	out, recap, err := r.run(t, h, false)
+	if err == nil || recap.Failed != 1 {
+		t.Fatalf("err %v recap %+v", err, recap)
+	}
+	if !strings.Contains(out, "the DNS-01 token of lghs-be.test reaches 2 zones (lghs-be.test, lghs-space.test)") {
+		t.Errorf("output does not say why:\n%s", out)
+	}
+	if strings.Contains(out, l.broad.Value) {
+		t.Error("output shows the token")
+	}
+	if _, ok := h.file(HostTokenFile(zoneBE)); ok {
+		t.Error("the broad token was copied")
+	}
+}
+
+func (l *lab) pebbleAccounts(t *testing.T) int {
+	t.Helper()
+	b, _ := readPebbleLog(l)
+	return strings.Count(b, "POST /sign-me-up")
+}
