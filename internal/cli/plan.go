@@ -90,6 +90,9 @@ type cloudNeeds struct {
 	// dnsAlways asks for the DNS provider even when no host in scope has
 	// a name (destroy and restore find records by their comment).
 	dnsAlways bool
+	// noDNS: the command does not touch DNS (snapshot create, list,
+	// prune), so no DNS token is needed.
+	noDNS bool
 }
 
 // openCloud loads the inventory and builds the adapters from the
@@ -119,7 +122,7 @@ func (g *Globals) openCloud(ctx context.Context, command string, needs *cloudNee
 		needScaleway = true
 		needDNS = needDNS || len(h.DNS) > 0
 	}
-	if needs.dnsAlways && len(f.DNS.Zones) == 0 {
+	if (needs.dnsAlways && len(f.DNS.Zones) == 0) || needs.noDNS {
 		needDNS = false
 	}
 	cfg := provision.Config{Inventory: f, Home: g.Getenv("HOME"), Limit: g.Limit, Reporter: s.tally, Log: log}

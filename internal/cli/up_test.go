@@ -207,7 +207,7 @@ func (l *cloudLab) run(args ...string) result {
 func (l *cloudLab) runCtx(ctx context.Context, stdin string, args ...string) result {
 	l.t.Helper()
 	key := args[0]
-	if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+	if args[0] == "snapshot" && len(args) > 1 {
 		key += " " + args[1]
 	}
 	if last, ok := l.lastRun[key]; ok && time.Now().Unix() == last.Unix() {
