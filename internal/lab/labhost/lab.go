@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -116,8 +117,9 @@ func (l *Lab) open(ctx context.Context) error {
 func (p *aptProxy) target() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
 
 // Close stops and removes every host (keeping caller-owned layers), the
-// lab's network and its share of the apt proxy, and frees the slot. It is
-// safe to call more than once.
+// lab's network and its share of the apt proxy, checks that nothing of the
+// lab is left (Leftovers) and frees the slot. It is safe to call more than
+// once.
 func (l *Lab) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -154,6 +156,11 @@ func (l *Lab) Close() error {
 	}
 	if l.slot != nil {
 		errs = append(errs, reapInstance(ctx, l.run, l.cg, l.cfg.RunDir, l.n))
+		// Checked while the slot is still ours: once released, another lab
+		// may take the name at once.
+		if left := Leftovers(l.name); len(left) > 0 {
+			errs = append(errs, fmt.Errorf("still there after teardown: %s", strings.Join(left, "; ")))
+		}
 		stopWatchdog(l.watchdog)
 		l.slot.Close()
 	}
