@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -72,7 +73,16 @@ func startLab(t *testing.T, pcfg acmelab.Config) *lab {
 	if testing.Short() {
 		t.Skip("lab: Pebble, DNS-01, lego (skipped with -short)")
 	}
+	return startLabOn(t, netip.MustParseAddr("127.0.0.1"), pcfg)
+}
+
+// startLabOn starts the stack listening on ip (the box's lab address when
+// lab hosts must reach it).
+func startLabOn(t *testing.T, ip netip.Addr, pcfg acmelab.Config) *lab {
+	t.Helper()
 	pcfg.Binary = pebbleBinary(t)
+	pcfg.ListenIP = ip
+	on := net.JoinHostPort(ip.String(), "0")
 	ctx := context.Background()
 	l := &lab{zones: map[string]cfsim.Zone{}, tokens: map[string]cfsim.Token{}}
 	var err error
@@ -94,11 +104,11 @@ func startLab(t *testing.T, pcfg acmelab.Config) *lab {
 	if l.broad, err = l.cf.AddToken(cfsim.Token{Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}}); err != nil {
 		t.Fatal(err)
 	}
-	if l.api, err = l.cf.Start(ctx, "127.0.0.1:0"); err != nil {
+	if l.api, err = l.cf.Start(ctx, on); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.api.Close() })
-	if l.dns, err = labdns.Start(ctx, labdns.Config{Addr: "127.0.0.1:0", Source: cfdns.Source(l.cf)}); err != nil {
+	if l.dns, err = labdns.Start(ctx, labdns.Config{Addr: on, Source: cfdns.Source(l.cf)}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.dns.Close() })

@@ -62,9 +62,10 @@ type PhaseConfig struct {
 	// Schedule is the renewal timer's OnCalendar (default twice a day).
 	Schedule string
 	// ProbePort and ProbePath are where Verify checks each site (default
-	// 443 and "/").
+	// 443 and "/"); ProbeWait is how long it retries (default 30 s).
 	ProbePort int
 	ProbePath string
+	ProbeWait time.Duration
 }
 
 // Phase is the certificate phase on one host: its steps share what the
@@ -98,6 +99,9 @@ func NewPhase(cfg PhaseConfig) (*Phase, error) {
 	}
 	if p.cfg.ProbePath == "" {
 		p.cfg.ProbePath = "/"
+	}
+	if p.cfg.ProbeWait == 0 {
+		p.cfg.ProbeWait = 30 * time.Second
 	}
 	for _, s := range cfg.Host.Sites {
 		if s.TLS != "acme" {
@@ -326,7 +330,7 @@ func (p *Phase) certificateStep(sc siteCert) func(context.Context, task.Env) (ta
 		}
 		res := task.Changedf("%s", msg)
 		if env.Diff {
-			res.Diff = diff.Unified(chainPath, chainPath, string(p.served[sc.name]), string(use.bundle.Chain)) +
+			res.Diff = chainDiff(chainPath, p.served[sc.name], use.bundle.Chain) +
 				fmt.Sprintf("--- %s\n+++ %s\n(content hidden: secret)\n", keyPath, keyPath)
 		}
 		if env.Check {
@@ -403,9 +407,25 @@ func (p *Phase) caaStep(ctx context.Context, env task.Env) (task.Result, error) 
 	if len(changes) == 0 {
 		return task.Result{Message: fmt.Sprintf("issuance pinned to %s, account %s, dns-01", p.cfg.CAAIdentity, acct.URI)}, nil
 	}
-	res := task.Changedf("%s", strings.Join(changes, "; "))
+	res := task.Changedf("%d CAA record changes at %s (issue %s, account %s, dns-01; issuewild none)", len(changes), strings.Join(p.allNames(), ", "), p.cfg.CAAIdentity, acct.URI)
 	res.Diff = strings.Join(changes, "\n") + "\n"
 	return res, nil
+}
+
+// chainDiff describes a certificate change by what matters (PEM diffs
+// say nothing to a reader).
+func chainDiff(path string, old, new []byte) string {
+	describe := func(b []byte) string {
+		if len(b) == 0 {
+			return "(none)"
+		}
+		info, _, err := Inspect(b)
+		if err != nil {
+			return "(unreadable: " + err.Error() + ")"
+		}
+		return fmt.Sprintf("serial %s, %s, issuer %q, until %s", info.Serial, strings.Join(info.Names, " "), info.Issuer, info.NotAfter.Format(time.RFC3339))
+	}
+	return fmt.Sprintf("--- %s\n+++ %s\n-%s\n+%s\n", path, path, describe(old), describe(new))
 }
 
 func (p *Phase) allNames() []string {
@@ -651,24 +671,37 @@ func (p *Phase) Verify() task.Step {
 		if env.Check {
 			return task.Skipf("check mode: nothing is served yet"), nil
 		}
-		var ok, bad []string
-		for _, sc := range p.sites {
-			served := CheckServed(ctx, Probe{Names: sc.names, Port: p.cfg.ProbePort, Roots: p.s.Roots(), Resolvers: p.s.Resolvers, Path: p.cfg.ProbePath})
-			for _, sv := range served {
-				switch {
-				case sv.Err != nil:
-					bad = append(bad, sv.String())
-				case sv.Status == 502 || sv.Status == 504:
-					bad = append(bad, fmt.Sprintf("%s: nginx could not reach the application (HTTP %d)", sv, sv.Status))
-				default:
-					ok = append(ok, fmt.Sprintf("%s %s HTTP %d serial %s", sv.Name, sv.Addr, sv.Status, sv.Cert.Serial))
+		// nginx opens its sockets and starts new workers just after a
+		// reload returns, and an application may still be starting: retry
+		// for a while before calling it a failure.
+		deadline := time.Now().Add(p.cfg.ProbeWait)
+		for {
+			var ok, bad []string
+			for _, sc := range p.sites {
+				served := CheckServed(ctx, Probe{Names: sc.names, Port: p.cfg.ProbePort, Roots: p.s.Roots(), Resolvers: p.s.Resolvers, Path: p.cfg.ProbePath})
+				for _, sv := range served {
+					switch {
+					case sv.Err != nil:
+						bad = append(bad, sv.String())
+					case sv.Status == 502 || sv.Status == 504:
+						bad = append(bad, fmt.Sprintf("%s: nginx could not reach the application", sv))
+					default:
+						ok = append(ok, fmt.Sprintf("%s %s HTTP %d serial %s", sv.Name, sv.Addr, sv.Status, sv.Cert.Serial))
+					}
 				}
 			}
+			if len(bad) == 0 {
+				return task.Result{Message: strings.Join(ok, "; ")}, nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return task.Result{}, fmt.Errorf("HTTPS check failed: %s", strings.Join(bad, "; "))
+			}
+			env.Log.Debug("HTTPS check: retrying", "problems", bad)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
-		if len(bad) > 0 {
-			return task.Result{}, fmt.Errorf("HTTPS check failed: %s", strings.Join(bad, "; "))
-		}
-		return task.Result{Message: strings.Join(ok, "; ")}, nil
 	}}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,6 +209,10 @@ func checkOne(ctx context.Context, p Probe, name string, addr netip.Addr) Served
 		s.Cert = infoOf(served)
 	}
 	if err != nil {
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		s.Err = fmt.Errorf("GET %s on %s: %w", url, target, err)
 		return s
 	}
