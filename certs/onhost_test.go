@@ -252,4 +252,3 @@ func buildStaticLghsctl(t *testing.T) string {
 	t.Logf("built a static lghsctl in %v", time.Since(t0).Round(time.Second))
 	return out
 }
-

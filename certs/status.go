@@ -20,14 +20,16 @@ type FileReader interface {
 type LocalFiles struct{}
 
 // ReadFile implements FileReader.
-func (LocalFiles) ReadFile(ctx context.Context, path string) ([]byte, error) { return os.ReadFile(path) }
+func (LocalFiles) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	return os.ReadFile(path)
+}
 
 // CertStatus is what `lghsctl certs status` shows for one certificate.
 type CertStatus struct {
 	Name string `json:"name"`
 	// Deployed describes the live certificate; Problem is set when there
 	// is none or it cannot be read.
-	Deployed *Info `json:"deployed,omitempty"`
+	Deployed *Info  `json:"deployed,omitempty"`
 	Problem  string `json:"problem,omitempty"`
 	// Last is the certificate's outcome in the last renewal run (nil when
 	// no run happened yet); Checked is when that run ended.
