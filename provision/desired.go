@@ -41,7 +41,10 @@ func recordOwner(comment string) (inv, host string, ok bool) {
 		return "", "", false
 	}
 	inv, host, ok = strings.Cut(rest, "/")
-	return inv, host, ok && inv != "" && host != ""
+	if !ok || inv == "" || host == "" {
+		return "", "", false
+	}
+	return inv, host, true
 }
 
 // tagValue returns the value of a "key=value" tag.
