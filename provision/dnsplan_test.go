@@ -49,7 +49,10 @@ func TestRecordOpsPerRecordState(t *testing.T) {
 			v4: v4, v6: v6, blocked: "a CNAME chat.lghs.be → elsewhere.example exists"},
 		{name: "other types at the name are fine", records: []Record{a, aaaa, {ID: "g", Name: "chat.lghs.be", Type: "TXT", Content: `"x"`}}, v4: v4, v6: v6},
 		{name: "proxied means automatic TTL", records: []Record{a, aaaa}, v4: v4, v6: v6,
-			spec: func(h hostSpec) hostSpec { h.DNS = []nameSpec{{Name: "chat.lghs.be", Zone: "lghs.be", TTL: 300, Proxied: true}}; return h },
+			spec: func(h hostSpec) hostSpec {
+				h.DNS = []nameSpec{{Name: "chat.lghs.be", Zone: "lghs.be", TTL: 300, Proxied: true}}
+				return h
+			},
 			want: []string{"update A chat.lghs.be", "update AAAA chat.lghs.be"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
