@@ -1,0 +1,223 @@
+// Package labdb runs the lab's database stand-in, labdb-ferretdb
+// (FerretDB v1.24.2 with its SQLite backend, built from the nested module
+// in ./ferretdb so that FerretDB never enters lghsctl's go.mod), as a
+// plain process on loopback for tests, and builds the rootfs of its
+// container image for lab hosts (image.go).
+//
+// FerretDB speaks the MongoDB wire protocol but is not MongoDB; what the
+// migrate engine works around, and what it can only test at the level of
+// the commands sent (replSet*, dbHash, setFeatureCompatibilityVersion,
+// some index kinds), is listed in docs/migrate.md.
+package labdb
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BinaryName is the program's file name.
+const BinaryName = "labdb-ferretdb"
+
+// EnvBinary names a prebuilt binary (scripts/setup.sh builds one with
+// internal/lab/labdb/build.sh).
+const EnvBinary = "LGHSCTL_LABDB"
+
+var buildMu sync.Mutex
+
+// moduleDir is the nested module's directory, from this file's location.
+func moduleDir() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("labdb: cannot locate its sources")
+	}
+	dir := filepath.Join(filepath.Dir(file), "ferretdb")
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		return "", fmt.Errorf("labdb: sources of %s not found: %w", BinaryName, err)
+	}
+	return dir, nil
+}
+
+// Binary returns the path of labdb-ferretdb: $LGHSCTL_LABDB, else
+// $(go env GOPATH)/bin/labdb-ferretdb when it is not older than its
+// sources, else a build into the user cache directory (the first build
+// takes a few minutes on 2 cores; later ones hit Go's build cache).
+func Binary(ctx context.Context) (string, error) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("labdb: %s=%s: %w", EnvBinary, p, err)
+		}
+		return p, nil
+	}
+	src, err := moduleDir()
+	if err != nil {
+		return "", err
+	}
+	newest := time.Time{}
+	for _, f := range []string{"main.go", "go.mod", "go.sum"} {
+		if st, err := os.Stat(filepath.Join(src, f)); err == nil && st.ModTime().After(newest) {
+			newest = st.ModTime()
+		}
+	}
+	fresh := func(p string) bool {
+		st, err := os.Stat(p)
+		return err == nil && !st.ModTime().Before(newest)
+	}
+	if gopath, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", BinaryName)
+		if fresh(p) {
+			return p, nil
+		}
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	out := filepath.Join(cache, "lghsctl", BinaryName)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if fresh(out) {
+		return out, nil
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out+".tmp", ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("labdb: build %s: %v\n%s", BinaryName, err, b)
+	}
+	if err := os.Rename(out+".tmp", out); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// Config of a server process.
+type Config struct {
+	// Binary of labdb-ferretdb (default: Binary()).
+	Binary string
+	// Dir holds the SQLite files (required).
+	Dir string
+	// Listen address (default 127.0.0.1:0, a free port).
+	Listen string
+	// Stderr receives FerretDB's log (default: discarded).
+	Stderr io.Writer
+}
+
+// Server is a running labdb-ferretdb process.
+type Server struct {
+	// URI is mongodb://host:port/.
+	URI string
+	// Addr is host:port.
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Start runs a server and waits until it accepts connections.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("labdb: Config.Dir is required")
+	}
+	if cfg.Binary == "" {
+		b, err := Binary(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Binary = b
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	cmd := exec.Command(cfg.Binary, "--listen", cfg.Listen, "--dir", cfg.Dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = cfg.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("labdb: start: %w", err)
+	}
+	s := &Server{cmd: cmd, done: make(chan struct{})}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if uri, ok := strings.CutPrefix(sc.Text(), "labdb: listening on "); ok {
+				select {
+				case lines <- uri:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	select {
+	case uri := <-lines:
+		s.URI = uri
+		s.Addr = strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/")
+		return s, nil
+	case <-s.done:
+		return nil, fmt.Errorf("labdb: exited before listening: %v", s.err)
+	case <-ctx.Done():
+		s.Stop()
+		return nil, ctx.Err()
+	case <-time.After(60 * time.Second):
+		s.Stop()
+		return nil, errors.New("labdb: not listening after 60s")
+	}
+}
+
+// PID is the server's process id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Stop ends the server (SIGTERM, then SIGKILL after 10 s) and waits.
+func (s *Server) Stop() error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+	return nil
+}
+
+// StartT starts a server for a test, in a temporary directory, and stops
+// it when the test ends (even when it fails). It skips the test under
+// -short, since the first build of the binary takes minutes.
+func StartT(t testing.TB) *Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the FerretDB lab database (labdb-ferretdb); skipped under -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
