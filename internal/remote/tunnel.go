@@ -151,4 +151,3 @@ func (t *Tunnel) serve(ctx context.Context, d Dialer, remoteAddr string, local n
 	<-done
 	<-done
 }
-

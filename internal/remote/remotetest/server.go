@@ -24,6 +24,9 @@ import (
 type ServerOptions struct {
 	// HostKey is the server's key; nil generates an Ed25519 key.
 	HostKey ssh.Signer
+	// ExtraHostKeys are more host keys (of other types), offered when the
+	// client asks for their algorithm.
+	ExtraHostKeys []ssh.Signer
 	// Users maps each login to the public keys it may log in with.
 	Users map[string][]ssh.PublicKey
 	// Dir is the working directory of commands (default: a temporary
@@ -82,6 +85,9 @@ func NewServer(t testing.TB, opts ServerOptions) *Server {
 	s := &Server{t: t, opts: opts, hostKey: opts.HostKey, conns: map[net.Conn]struct{}{}, pgids: map[int]struct{}{}}
 	s.config = &ssh.ServerConfig{PublicKeyCallback: s.checkKey}
 	s.config.AddHostKey(opts.HostKey)
+	for _, k := range opts.ExtraHostKeys {
+		s.config.AddHostKey(k)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("remotetest: listen: %v", err)
