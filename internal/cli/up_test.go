@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +25,8 @@ import (
 	"github.com/lghs/lghsctl/internal/lab/cfsim"
 	"github.com/lghs/lghsctl/internal/lab/cfsim/cfdns"
 	"github.com/lghs/lghsctl/internal/lab/labdns"
+	"github.com/lghs/lghsctl/internal/lab/labhost"
+	"github.com/lghs/lghsctl/internal/lab/labtest"
 	"github.com/lghs/lghsctl/internal/lab/scwsim"
 	"github.com/lghs/lghsctl/provision"
 	"github.com/lghs/lghsctl/provision/scaleway"
@@ -90,6 +93,7 @@ type cloudLab struct {
 	dir      string
 	inv      string
 	pubKey   string
+	signer   ssh.Signer
 	env      map[string]string
 	// lastRun is when each command last started: the debug log is named
 	// after the second, so the same command is not started twice in one
@@ -99,14 +103,22 @@ type cloudLab struct {
 	scwFaults, cfFaults *faultyHandler
 }
 
-func newCloudLab(t *testing.T, inventoryYAML string) *cloudLab {
+// newCloudLab starts the stand-ins with in-memory machines, or with
+// machines (real lab hosts) when given.
+func newCloudLab(t *testing.T, inventoryYAML string, machines ...scwsim.Machines) *cloudLab {
 	t.Helper()
 	l := &cloudLab{t: t, dir: t.TempDir(), zones: map[string]cfsim.Zone{}, lastRun: map[string]time.Time{}}
-	l.machines = scwsim.NewFakeMachines()
+	var m scwsim.Machines
+	if len(machines) > 0 {
+		m = machines[0]
+	} else {
+		l.machines = scwsim.NewFakeMachines()
+		m = l.machines
+	}
 	sim, err := scwsim.New(scwsim.Config{
 		SecretKeys: []string{labSecretKey},
 		Projects:   []scwsim.Project{{ID: labProject}},
-		Machines:   l.machines,
+		Machines:   m,
 		Timings:    scwsim.FastTimings(),
 		Seed:       uint64(len(t.Name())),
 	})
@@ -160,6 +172,9 @@ func newCloudLab(t *testing.T, inventoryYAML string) *cloudLab {
 	}
 	pub, err := ssh.NewPublicKey(priv.Public())
 	if err != nil {
+		t.Fatal(err)
+	}
+	if l.signer, err = ssh.NewSignerFromKey(priv); err != nil {
 		t.Fatal(err)
 	}
 	l.pubKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " operator@lab"
@@ -391,11 +406,13 @@ func (l *cloudLab) checkConverged() world {
 	if n := len(w.keys); n != 1 || strings.Fields(w.keys[0].PublicKey)[1] != strings.Fields(l.pubKey)[1] {
 		l.t.Errorf("SSH keys %+v, want the operator's", w.keys)
 	}
-	m, ok := l.machines.Machine(s.ID)
-	if !ok || !m.Running {
-		l.t.Errorf("the lab machine of %s is not running", s.ID)
-	} else if len(m.Spec.AuthorizedKeys) != 1 || strings.Fields(m.Spec.AuthorizedKeys[0])[1] != strings.Fields(l.pubKey)[1] {
-		l.t.Errorf("machine authorized keys %v, want the project key injected at boot", m.Spec.AuthorizedKeys)
+	if l.machines != nil {
+		m, ok := l.machines.Machine(s.ID)
+		if !ok || !m.Running {
+			l.t.Errorf("the lab machine of %s is not running", s.ID)
+		} else if len(m.Spec.AuthorizedKeys) != 1 || strings.Fields(m.Spec.AuthorizedKeys[0])[1] != strings.Fields(l.pubKey)[1] {
+			l.t.Errorf("machine authorized keys %v, want the project key injected at boot", m.Spec.AuthorizedKeys)
+		}
 	}
 	for _, name := range []string{"lghs-chat-prod.lghs-space.test", "chat.lghs-be.test"} {
 		if got := l.resolve(name, dns.TypeA); !slices.Equal(got, []string{addr4}) {
@@ -644,4 +661,73 @@ func (l *cloudLab) interruptAfter(d time.Duration, args ...string) result {
 	defer cancel()
 	time.AfterFunc(d, cancel)
 	return l.runCtx(ctx, "", args...)
+}
+
+// TestLabUpMakesARunningHostReachableBySSH is the end-to-end lab test: the
+// servers up creates are real Debian hosts (systemd-nspawn, their security
+// group enforced), reachable over IPv4 and IPv6 as root with the project
+// key that IAM injected at boot; a backup restored as a clone boots with
+// the files the original had when the backup was taken; destroy removes
+// it all.
+func TestLabUpMakesARunningHostReachableBySSH(t *testing.T) {
+	lab := labtest.Lab(t, labhost.Config{NoAptProxy: true})
+	machines, err := scwsim.NewLabHosts(scwsim.LabHostsConfig{Lab: lab, Dir: filepath.Join(t.TempDir(), "layers"), Log: labtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newCloudLab(t, labInventory, machines)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := l.sim.Teardown(ctx); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	l.mustRun(0, "up")
+	w := l.checkConverged()
+	s := w.servers[0]
+	h := machines.Host(s.ID)
+	if h == nil {
+		t.Fatal("the running server has no lab host")
+	}
+	run := func(host *labhost.Host, addr netip.Addr, cmd string) string {
+		t.Helper()
+		c, err := labtest.DialAddr(netip.AddrPortFrom(addr, 22).String(), host, l.signer)
+		if err != nil {
+			t.Fatalf("ssh root@%s with the project key: %v", addr, err)
+		}
+		defer c.Close()
+		return strings.TrimSpace(labtest.SSH(t, c, cmd))
+	}
+	var v4, v6 netip.Addr
+	for _, ip := range s.IPs {
+		if ip.Address.Is4() {
+			v4 = ip.Address
+		} else {
+			v6 = ip.Address
+		}
+	}
+	if got := run(h, v4, "hostname"); got != "lghs-chat" {
+		t.Errorf("hostname over IPv4 = %q", got)
+	}
+	run(h, v6, "mkdir -p /srv/chat && echo before-upgrade > /srv/chat/marker && sync")
+
+	l.mustRun(0, "snapshot", "create", "--name", "before-upgrade")
+	run(h, v4, "echo after-upgrade > /srv/chat/marker && sync")
+	l.mustRun(0, "snapshot", "restore", "before-upgrade", "--as", "lghs-chat-test")
+	clone := l.serverOf("lghs-chat-test")
+	ch := machines.Host(clone.ID)
+	if ch == nil {
+		t.Fatal("the clone has no lab host")
+	}
+	for _, ip := range clone.IPs {
+		if got := run(ch, ip.Address, "cat /srv/chat/marker"); got != "before-upgrade" {
+			t.Errorf("the clone's marker over %s = %q, want the content at backup time", ip.Address, got)
+		}
+	}
+	l.mustRun(0, "destroy", "lghs-chat-test", "--yes")
+	l.mustRun(0, "destroy", "--yes", "--with-backups", "--force")
+	if w := l.world(); len(w.servers)+len(w.ips)+len(w.groups) != 0 {
+		t.Errorf("left after destroy: %+v", w)
+	}
 }
