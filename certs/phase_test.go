@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"sync"
 	"strings"
 	"testing"
 
@@ -40,6 +43,27 @@ type phaseRig struct {
 	state string
 	cfg   PhaseConfig
 	bin   []byte
+	// log is the debug log of the runs (the runner's and lego's), kept
+	// in logBuf to be scanned for secrets.
+	log    *slog.Logger
+	logBuf *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newPhaseRig(t *testing.T, l *lab) *phaseRig {
@@ -48,11 +72,14 @@ func newPhaseRig(t *testing.T, l *lab) *phaseRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &phaseRig{l: l, inv: inv, state: t.TempDir(), bin: []byte("\x7fELF fake lghsctl binary")}
+	r := &phaseRig{l: l, inv: inv, state: t.TempDir(), bin: []byte("\x7fELF fake lghsctl binary"), logBuf: &syncBuffer{}}
+	r.log = slog.New(slog.NewTextHandler(io.MultiWriter(r.logBuf, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	settings := l.settings(t)
+	settings.Logger = r.log
 	r.cfg = PhaseConfig{
 		Inventory:   inv,
 		Host:        &inv.Hosts[0],
-		Settings:    l.settings(t),
+		Settings:    settings,
 		StateDir:    r.state,
 		Tokens:      l.secrets(),
 		CAA:         &CloudflareCAA{BaseURL: l.api.BaseURL, Token: func(z string) inventory.Secret { return l.secrets()[z] }, ZoneOf: inv.ZoneOf, Comment: CAAComment(inv.Name)},
@@ -74,9 +101,10 @@ func (r *phaseRig) run(t *testing.T, h *fakeHost, check bool) (string, report.Ho
 	txt := report.NewText(&out)
 	txt.Verbose, txt.Diff = true, true
 	tally := report.NewTally(txt)
-	runner := task.Runner{Check: check, Diff: true, Reporter: tally, Log: testLogger(t)}
+	runner := task.Runner{Check: check, Diff: true, Reporter: tally, Log: r.log}
 	err = runner.Run(context.Background(), []task.Target{p.Target(func(context.Context) error { p.Attach(h); return nil }, nil)})
 	t.Logf("check=%v:\n%s", check, out.String())
+	noSecrets(t, r.l, "debug log (lego's lines included)", r.logBuf.String())
 	recaps := tally.Recaps()
 	if len(recaps) != 1 {
 		t.Fatalf("recaps %+v", recaps)
@@ -114,6 +142,9 @@ func TestPhaseDryRunApplyDryRun(t *testing.T) {
 		t.Fatalf("apply: %v, recap %+v", err, recap)
 	}
 	noSecrets(t, l, "apply output", out)
+	if !strings.Contains(r.logBuf.String(), "lego: ") {
+		t.Error("the debug log has no lego line: the secrets scan of the log proves nothing")
+	}
 	chain, ok := h.file("/etc/letsencrypt/live/chat.lghs-be.test/fullchain.pem")
 	key, ok2 := h.file("/etc/letsencrypt/live/chat.lghs-be.test/privkey.pem")
 	if !ok || !ok2 || key.mode != 0o600 || chain.mode != 0o644 {
