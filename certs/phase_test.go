@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lghs/lghsctl/internal/lab/acmelab"
