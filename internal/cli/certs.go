@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/lghs/lghsctl/certs"
 	"github.com/lghs/lghsctl/internal/logging"
 	"github.com/lghs/lghsctl/inventory"
+	"github.com/lghs/lghsctl/provision"
 )
 
 // newCerts is `lghsctl certs`: the certificates' status, and the renewal
@@ -323,4 +326,91 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// dnsCAA publishes CAA records through provision's DNS adapter
+// (provision.DNS), with certs' ownership comment. It is ready for when
+// provision/cloudflare creates CAA records (its record body handles A and
+// AAAA only today, so certsPhaseConfig wires certs.CloudflareCAA until
+// then; switching is replacing that publisher with
+// &dnsCAA{dns: <provision's client>, zoneOf: f.ZoneOf, comment: certs.CAAComment(f.Name)}).
+type dnsCAA struct {
+	dns     provision.DNS
+	zoneOf  func(string) string
+	comment string
+}
+
+// EnsureCAA implements certs.CAAPublisher.
+func (d *dnsCAA) EnsureCAA(ctx context.Context, name string, want []certs.CAA, check bool) ([]string, error) {
+	zoneName := d.zoneOf(name)
+	z, err := d.dns.Zone(ctx, zoneName)
+	if err != nil {
+		return nil, fmt.Errorf("CAA for %s: zone %s: %w", name, zoneName, err)
+	}
+	recs, err := d.dns.Records(ctx, z.ID)
+	if err != nil {
+		return nil, fmt.Errorf("CAA for %s: %w", name, err)
+	}
+	type have struct {
+		rec provision.Record
+		caa certs.CAA
+	}
+	var haves []have
+	for _, r := range recs {
+		if r.Type != "CAA" || !strings.EqualFold(r.Name, name) {
+			continue
+		}
+		c, err := parseCAA(r.Content)
+		if err != nil {
+			return nil, fmt.Errorf("CAA for %s: record %s: %w", name, r.ID, err)
+		}
+		haves = append(haves, have{r, c})
+	}
+	var changes []string
+	kept := 0
+	for _, h := range haves {
+		switch {
+		case slices.Contains(want, h.caa):
+		case h.rec.Comment == d.comment:
+			changes = append(changes, fmt.Sprintf("remove CAA %s %s", name, h.caa))
+			if !check {
+				if err := d.dns.DeleteRecord(ctx, z.ID, h.rec.ID); err != nil {
+					return changes, fmt.Errorf("CAA for %s: delete %s: %w", name, h.caa, err)
+				}
+			}
+		default:
+			kept++
+			changes = append(changes, fmt.Sprintf("keep CAA %s %s (not made by lghsctl)", name, h.caa))
+		}
+	}
+	for _, w := range want {
+		if slices.ContainsFunc(haves, func(h have) bool { return h.caa == w }) {
+			continue
+		}
+		changes = append(changes, fmt.Sprintf("add CAA %s %s", name, w))
+		if check {
+			continue
+		}
+		if _, err := d.dns.CreateRecord(ctx, z.ID, provision.Record{Name: name, Type: "CAA", Content: w.String(), TTL: 1, Comment: d.comment}); err != nil {
+			return changes, fmt.Errorf("CAA for %s: add %s: %w", name, w, err)
+		}
+	}
+	if len(changes) == kept {
+		return nil, nil
+	}
+	return changes, nil
+}
+
+// parseCAA reads a CAA record's presentation form: 0 issue "value".
+func parseCAA(s string) (certs.CAA, error) {
+	flags, rest, ok1 := strings.Cut(strings.TrimSpace(s), " ")
+	tag, value, ok2 := strings.Cut(rest, " ")
+	f, err := strconv.ParseUint(flags, 10, 8)
+	if !ok1 || !ok2 || err != nil {
+		return certs.CAA{}, fmt.Errorf("not a CAA record: %q", s)
+	}
+	if v, err := strconv.Unquote(value); err == nil {
+		value = v
+	}
+	return certs.CAA{Flags: uint8(f), Tag: tag, Value: value}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/lghs/lghsctl/certs"
 	"github.com/lghs/lghsctl/internal/logging"
 	"github.com/lghs/lghsctl/inventory"
+	"github.com/lghs/lghsctl/provision"
 )
 
 const certsInventory = `version: 1
@@ -172,4 +174,65 @@ func selfSignedPEM(t *testing.T, names ...string) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// fakeDNS is provision.DNS in memory, as provision/cloudflare answers
+// (CAA content in presentation form).
+type fakeDNS struct {
+	provision.DNS
+	recs   []provision.Record
+	nextID int
+}
+
+func (f *fakeDNS) Zone(ctx context.Context, name string) (provision.Zone, error) {
+	return provision.Zone{ID: "z-" + name, Name: name}, nil
+}
+func (f *fakeDNS) Records(ctx context.Context, zoneID string) ([]provision.Record, error) {
+	return slices.Clone(f.recs), nil
+}
+func (f *fakeDNS) CreateRecord(ctx context.Context, zoneID string, r provision.Record) (provision.Record, error) {
+	f.nextID++
+	r.ID = fmt.Sprint(f.nextID)
+	f.recs = append(f.recs, r)
+	return r, nil
+}
+func (f *fakeDNS) DeleteRecord(ctx context.Context, zoneID, id string) error {
+	f.recs = slices.DeleteFunc(f.recs, func(r provision.Record) bool { return r.ID == id })
+	return nil
+}
+
+// TestCAAThroughProvisionsDNSIsIdempotentAndKeepsForeignRecords proves the
+// adapter to provision's DNS code honours certs.CAAPublisher's contract.
+func TestCAAThroughProvisionsDNSIsIdempotentAndKeepsForeignRecords(t *testing.T) {
+	dnsf := &fakeDNS{recs: []provision.Record{
+		{ID: "a", Name: "chat.lghs.be", Type: "A", Content: "192.0.2.1", Comment: "managed by lghsctl: lghs/lghs-chat"},
+		{ID: "f", Name: "chat.lghs.be", Type: "CAA", Content: `0 iodef "mailto:infra@lghs.be"`},
+		{ID: "old", Name: "chat.lghs.be", Type: "CAA", Content: `0 issue "letsencrypt.org; accounturi=https://acme/acct/1; validationmethods=dns-01"`, Comment: certs.CAAComment("lghs")},
+	}}
+	p := &dnsCAA{dns: dnsf, zoneOf: func(string) string { return "lghs.be" }, comment: certs.CAAComment("lghs")}
+	want := certs.CAARecords("letsencrypt.org", "https://acme/acct/2")
+	ctx := context.Background()
+	changes, err := p.EnsureCAA(ctx, "chat.lghs.be", want, true)
+	if err != nil || len(changes) != 4 || len(dnsf.recs) != 3 {
+		t.Fatalf("check: %v %q, records %d", err, changes, len(dnsf.recs))
+	}
+	if changes, err = p.EnsureCAA(ctx, "chat.lghs.be", want, false); err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(changes, "\n")
+	for _, s := range []string{`remove CAA chat.lghs.be 0 issue "letsencrypt.org; accounturi=https://acme/acct/1`, `add CAA chat.lghs.be 0 issuewild ";"`, `keep CAA chat.lghs.be 0 iodef`} {
+		if !strings.Contains(joined, s) {
+			t.Errorf("changes lack %q:\n%s", s, joined)
+		}
+	}
+	var contents []string
+	for _, r := range dnsf.recs {
+		contents = append(contents, r.ID+" "+r.Type+" "+r.Content)
+	}
+	if len(dnsf.recs) != 4 || !strings.Contains(strings.Join(contents, "|"), `acct/2; validationmethods=dns-01"`) {
+		t.Errorf("records: %q", contents)
+	}
+	if changes, err = p.EnsureCAA(ctx, "chat.lghs.be", want, false); err != nil || changes != nil {
+		t.Errorf("second run: %v %q", err, changes)
+	}
 }
