@@ -101,18 +101,17 @@ func (t *Tunnel) Close() error {
 	return nil
 }
 
-func (t *Tunnel) track(c net.Conn, add bool) bool {
+// track registers a connection for Close. Callers check ctx after
+// tracking: the stopper closes what is tracked once ctx is done, so a
+// connection is either closed by it or seen by its server as stopped.
+func (t *Tunnel) track(c net.Conn, add bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if add {
-		if t.conns == nil {
-			return false
-		}
 		t.conns[c] = struct{}{}
 	} else {
 		delete(t.conns, c)
 	}
-	return true
 }
 
 func (t *Tunnel) serve(ctx context.Context, d Dialer, remoteAddr string, local net.Conn) {
