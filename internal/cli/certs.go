@@ -17,6 +17,7 @@ import (
 
 	"github.com/lghs/lghsctl/certs"
 	"github.com/lghs/lghsctl/internal/logging"
+	"github.com/lghs/lghsctl/internal/remote"
 	"github.com/lghs/lghsctl/inventory"
 	"github.com/lghs/lghsctl/provision"
 )
@@ -108,8 +109,9 @@ func newCertsStatus(g *Globals) *cobra.Command {
 		Long: `status shows, for each ACME site, the deployed certificate (names, issuer,
 serial, expiry) and the outcome of the host's last renewal run.
 
-From the operator's machine it reads them from each host of the inventory over
-SSH; on a host, --config reads them locally.`,
+From the operator's machine it reads them from each host of the inventory (or
+--limit) over SSH, with the host keys up pinned in known_hosts; on a host,
+--config reads them locally.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context()) },
 	}
@@ -119,9 +121,7 @@ SSH; on a host, --config reads them locally.`,
 
 func (o *certsStatusOptions) run(ctx context.Context) error {
 	if o.Config == "" {
-		// Reading hosts needs the SSH transport: hostStatus does the work
-		// once a connection is at hand.
-		return notAvailableError{"reading certificate status over SSH (on a host: lghsctl certs status --config " + certs.HostRenewConfig + ")"}
+		return o.runHosts(ctx)
 	}
 	cfg, err := certs.LoadRenewConfig(o.Config)
 	if err != nil {
@@ -136,6 +136,120 @@ func (o *certsStatusOptions) run(ctx context.Context) error {
 		return err
 	}
 	return o.show("", st)
+}
+
+// runHosts reads each host's certificates over SSH (hosts of --limit, or
+// all with an ACME site). A host without ssh.address (or ssh.config_host)
+// is reached at its cloud address, which asks the cloud (read only).
+func (o *certsStatusOptions) runHosts(ctx context.Context) error {
+	f, err := o.loadInventory()
+	if err != nil {
+		return o.reportProblems(err)
+	}
+	var hosts []*inventory.Host
+	needCloud := false
+	for i := range f.Hosts {
+		h := &f.Hosts[i]
+		if len(o.Limit) > 0 && !slices.Contains(o.Limit, h.Name) {
+			continue
+		}
+		if !slices.ContainsFunc(h.Sites, func(s inventory.Site) bool { return s.TLS == "acme" }) {
+			continue
+		}
+		hosts = append(hosts, h)
+		needCloud = needCloud || h.SSH.Address == "" && h.SSH.ConfigHost == ""
+	}
+	if len(hosts) == 0 {
+		return usageError{fmt.Errorf("no host with an ACME site in %s", describeLimit(o.Limit))}
+	}
+	addrs := map[string]string{}
+	if needCloud {
+		s, err := o.openCloud(ctx, "certs status", &cloudNeeds{noDNS: true})
+		if err != nil {
+			return err
+		}
+		pl, err := s.prov.Plan(ctx)
+		s.close()
+		if err != nil {
+			return err
+		}
+		for _, h := range pl.Outputs().Hosts {
+			if a := h.Address(); a.IsValid() {
+				addrs[h.Host] = a.String()
+			}
+		}
+	}
+	failed := 0
+	for _, h := range hosts {
+		err := func() error {
+			addr := h.SSH.Address
+			if addr == "" && h.SSH.ConfigHost == "" {
+				if addr = addrs[h.Name]; addr == "" {
+					return fmt.Errorf("no address: the cloud has no server for it")
+				}
+			}
+			c, err := remote.Dial(ctx, o.sshConfig(h, addr))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := hostStatus(ctx, c, h)
+			if err != nil {
+				return err
+			}
+			return o.show(h.Name, st)
+		}()
+		if err != nil {
+			failed++
+			fmt.Fprintf(o.Err, "lghsctl: %s: %v\n", h.Name, err)
+		}
+	}
+	if failed > 0 {
+		return silentError{ExitFailure, fmt.Errorf("%d hosts could not be read", failed)}
+	}
+	return nil
+}
+
+func describeLimit(limit []string) string {
+	if len(limit) == 0 {
+		return "the inventory"
+	}
+	return "--limit " + strings.Join(limit, ",")
+}
+
+// sshConfig is how the operator's lghsctl reaches a host: the inventory's
+// ssh section, the agent, ~/.ssh/config, and known_hosts pinning (a host
+// is known once up has set it up; status never trusts a new key).
+func (g *Globals) sshConfig(h *inventory.Host, addr string) remote.Config {
+	home := g.Getenv("HOME")
+	cfg := remote.Config{
+		Name:           h.Name,
+		Address:        addr,
+		Port:           h.SSH.Port,
+		User:           h.SSH.User,
+		AgentSocket:    g.Getenv("SSH_AUTH_SOCK"),
+		HomeDir:        home,
+		LocalUser:      g.Getenv("USER"),
+		KnownHostsFile: expandHome(h.SSH.KnownHosts, g.Getenv),
+		ConfigHost:     h.SSH.ConfigHost,
+		ProxyJump:      h.SSH.ProxyJump,
+		Sudo:           h.SSH.User != "" && h.SSH.User != "root",
+	}
+	if h.SSH.IdentityFile != "" {
+		cfg.IdentityFiles = []string{expandHome(h.SSH.IdentityFile, g.Getenv)}
+	}
+	if home != "" {
+		if p := home + "/.ssh/config"; fileExists(p) {
+			cfg.SSHConfigFile = p
+		}
+		cfg.ExtraKnownHosts = []string{home + "/.ssh/known_hosts"}
+	}
+	return cfg
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
 
 // hostStatus reads one host's certificate status through r (the SSH
