@@ -3,6 +3,9 @@ package certs
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,10 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/lghs/lghsctl/hostsetup"
 	"github.com/lghs/lghsctl/internal/lab/acmelab"
 	"github.com/lghs/lghsctl/internal/lab/cfsim"
 	"github.com/lghs/lghsctl/internal/lab/labhost"
 	"github.com/lghs/lghsctl/internal/lab/labtest"
+	"github.com/lghs/lghsctl/internal/remote"
 	"github.com/lghs/lghsctl/internal/report"
 	"github.com/lghs/lghsctl/internal/task"
 	"github.com/lghs/lghsctl/inventory"
@@ -43,8 +50,8 @@ func TestOnARealHostCertificatesDeployServeRenewAndFailVisibly(t *testing.T) {
 	bin := buildStaticLghsctl(t)
 	signer, authKey := labtest.Key(t)
 	h := labtest.Host(t, lb, labhost.Spec{Name: "chat", AuthorizedKeys: []string{authKey}})
-	c := labtest.Dial(t, h, signer)
-	host := sshHost{c}
+	c := labtest.Dial(t, h, signer) // the test's own look at the host
+	host := dialRemote(t, h, c)     // what the phase uses: the project's SSH transport
 
 	site, alias := "chat."+zoneBE, "lghs-chat-prod."+zoneSpace
 	for _, n := range []string{site, alias} {
@@ -87,7 +94,7 @@ func TestOnARealHostCertificatesDeployServeRenewAndFailVisibly(t *testing.T) {
 	if err != nil || recap.Failed != 0 {
 		t.Fatalf("phase: %v %+v", err, recap)
 	}
-	configureNginx(t, c, r.inv, site, alias)
+	configureNginx(t, c, host, r.inv, site, alias)
 	p, _ := NewPhase(r.cfg)
 	verify := p.Verify()
 	res, err := verify.Run(ctx, task.Env{Log: testLogger(t)})
@@ -202,14 +209,14 @@ func servedSerial(t *testing.T, l *lab, r *phaseRig, name string) string {
 	return serial
 }
 
-func journal(t *testing.T, c sshClient) string {
+func journal(t *testing.T, c *ssh.Client) string {
 	out, _ := labtest.SSHOutput(c, "journalctl -u "+RenewUnit+".service --no-pager -o cat")
 	return out
 }
 
 // configureNginx writes the site as host setup renders it, with the
 // certbot paths (the live files exist), and reloads nginx.
-func configureNginx(t *testing.T, c sshClient, inv *inventory.File, site string, aliases ...string) {
+func configureNginx(t *testing.T, c *ssh.Client, h hostsetup.Host, inv *inventory.File, site string, aliases ...string) {
 	t.Helper()
 	common, err := nginx.RenderCommon(inv.Name)
 	if err != nil {
@@ -222,7 +229,6 @@ func configureNginx(t *testing.T, c sshClient, inv *inventory.File, site string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sshHost{c}
 	ctx := context.Background()
 	for p, b := range map[string][]byte{"/etc/nginx/conf.d/lghsctl.conf": common, "/etc/nginx/sites-available/" + site + ".conf": conf} {
 		if err := h.WriteFile(ctx, p, b, 0o644, "root", "root"); err != nil {
@@ -230,6 +236,31 @@ func configureNginx(t *testing.T, c sshClient, inv *inventory.File, site string,
 		}
 	}
 	labtest.SSH(t, c, "ln -sfn /etc/nginx/sites-available/"+site+".conf /etc/nginx/sites-enabled/"+site+".conf && rm -f /etc/nginx/sites-enabled/default && nginx -t -q && systemctl reload nginx")
+}
+
+// dialRemote connects to a lab host with internal/remote as root, its
+// host key pinned from the lab's report.
+func dialRemote(t *testing.T, h *labhost.Host, admin *ssh.Client) *remote.Client {
+	t.Helper()
+	dir := t.TempDir()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "id")
+	os.WriteFile(key, pem.EncodeToMemory(blk), 0o600)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	add := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	// Authorize the key with the lab's own look at the host.
+	labtest.SSH(t, admin, "echo '"+add+"' >> /root/.ssh/authorized_keys")
+	c, err := remote.Dial(context.Background(), remote.Config{Name: h.Name(), Address: h.Addr4().String(), IdentityFiles: []string{key},
+		KnownHostsFile: filepath.Join(dir, "known_hosts"), ExpectedKeys: h.HostKeys(), Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // buildStaticLghsctl builds the binary the host runs, as the Makefile
