@@ -42,8 +42,11 @@ type Target struct {
 	// mongorestore runs on the host itself.
 	Exec []string
 	// Mongorestore is the tool's name inside the container (default
-	// mongorestore).
+	// mongorestore); RestoreArgs are added to its command line (e.g.
+	// --host/--port when the server is not on the container's
+	// localhost:27017).
 	Mongorestore string
+	RestoreArgs  []string
 	// Writers per collection (default 2) and BatchBytes per insert
 	// (default 4 MiB) of the driver mode.
 	Writers    int
@@ -78,6 +81,9 @@ func (t *Target) RestoreCommand(db string, gzip bool) string {
 		"--numInsertionWorkersPerCollection=2", "--nsInclude", q(db+".*"))
 	if gzip {
 		parts = append(parts, "--gzip")
+	}
+	for _, a := range t.RestoreArgs {
+		parts = append(parts, q(a))
 	}
 	return strings.Join(parts, " ")
 }

@@ -118,11 +118,15 @@ type Stats struct {
 type FormatError struct {
 	Offset int64
 	Msg    string
+	// Err is the read error that cut the stream, if any.
+	Err error
 }
 
 func (e *FormatError) Error() string {
 	return fmt.Sprintf("archive: %s (at byte %d)", e.Msg, e.Offset)
 }
+
+func (e *FormatError) Unwrap() error { return e.Err }
 
 // ErrCRC is wrapped by the error of a namespace whose EOF block's CRC
 // does not match its documents.
@@ -162,7 +166,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	}
 	var magic [4]byte
 	if _, err := io.ReadFull(ar.br, magic[:]); err != nil {
-		return nil, ar.errf("stream too short for an archive: %v", err)
+		return nil, ar.errw(err, "stream too short for an archive: %v", err)
 	}
 	if m := binary.LittleEndian.Uint32(magic[:]); m != Magic {
 		return nil, ar.errf("not a mongodump archive: magic %08x, want %08x", m, Magic)
@@ -223,6 +227,10 @@ func (r *Reader) errf(format string, args ...any) error {
 	return &FormatError{Offset: r.off, Msg: fmt.Sprintf(format, args...)}
 }
 
+func (r *Reader) errw(err error, format string, args ...any) error {
+	return &FormatError{Offset: r.off, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
 // readDoc reads a length-prefixed BSON document or a terminator. The
 // returned slice is reused by the next call.
 func (r *Reader) readDoc() (doc []byte, term bool, err error) {
@@ -231,7 +239,7 @@ func (r *Reader) readDoc() (doc []byte, term bool, err error) {
 		if err == io.EOF {
 			return nil, false, io.EOF
 		}
-		return nil, false, r.errf("stream cut inside a length: %v", err)
+		return nil, false, r.errw(err, "stream cut inside a length: %v", err)
 	}
 	n := binary.LittleEndian.Uint32(l[:])
 	if n == terminator {
@@ -247,7 +255,7 @@ func (r *Reader) readDoc() (doc []byte, term bool, err error) {
 	r.buf = r.buf[:n]
 	copy(r.buf, l[:])
 	if _, err := io.ReadFull(r.br, r.buf[4:]); err != nil {
-		return nil, false, r.errf("stream cut inside a %d-byte document: %v", n, err)
+		return nil, false, r.errw(err, "stream cut inside a %d-byte document: %v", n, err)
 	}
 	if r.buf[n-1] != 0 {
 		return nil, false, r.errf("BSON document of %d bytes does not end with 0x00", n)

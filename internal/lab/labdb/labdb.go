@@ -221,3 +221,38 @@ func StartT(t testing.TB) *Server {
 	t.Cleanup(func() { s.Stop() })
 	return s
 }
+
+// BuildStatic builds a package of lghsctl's module (e.g.
+// github.com/lghs/lghsctl/internal/lab/labdb/mongotools) as a static
+// binary at out, for the lab's hosts and images.
+func BuildStatic(ctx context.Context, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+	if _, file, _, ok := runtime.Caller(0); ok {
+		cmd.Dir = filepath.Dir(file)
+	}
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// ToolsPackage is the mongodump/mongorestore stand-in.
+const ToolsPackage = "github.com/lghs/lghsctl/internal/lab/labdb/mongotools"
+
+// BuildTools builds the stand-in tools into dir as dir/mongotools with
+// the links mongodump and mongorestore, and returns dir (to put first in
+// a PATH).
+func BuildTools(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "mongotools")
+	if err := BuildStatic(ctx, ToolsPackage, bin); err != nil {
+		return "", err
+	}
+	for _, n := range []string{"mongodump", "mongorestore"} {
+		os.Remove(filepath.Join(dir, n))
+		if err := os.Symlink("mongotools", filepath.Join(dir, n)); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
