@@ -242,6 +242,18 @@ func configureNginx(t *testing.T, c *ssh.Client, h hostsetup.Host, inv *inventor
 // host key pinned from the lab's report.
 func dialRemote(t *testing.T, h *labhost.Host, admin *ssh.Client) *remote.Client {
 	t.Helper()
+	c, err := remote.Dial(context.Background(), remoteConfig(t, h, admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// remoteConfig authorizes a new key on h (through admin) and returns the
+// internal/remote configuration logging in with it.
+func remoteConfig(t *testing.T, h *labhost.Host, admin *ssh.Client) remote.Config {
+	t.Helper()
 	dir := t.TempDir()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	blk, err := ssh.MarshalPrivateKey(priv, "")
@@ -252,15 +264,9 @@ func dialRemote(t *testing.T, h *labhost.Host, admin *ssh.Client) *remote.Client
 	os.WriteFile(key, pem.EncodeToMemory(blk), 0o600)
 	signer, _ := ssh.NewSignerFromKey(priv)
 	add := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
-	// Authorize the key with the lab's own look at the host.
 	labtest.SSH(t, admin, "echo '"+add+"' >> /root/.ssh/authorized_keys")
-	c, err := remote.Dial(context.Background(), remote.Config{Name: h.Name(), Address: h.Addr4().String(), IdentityFiles: []string{key},
-		KnownHostsFile: filepath.Join(dir, "known_hosts"), ExpectedKeys: h.HostKeys(), Log: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return remote.Config{Name: h.Name(), Address: h.Addr4().String(), IdentityFiles: []string{key},
+		KnownHostsFile: filepath.Join(dir, "known_hosts"), ExpectedKeys: h.HostKeys(), Log: testLogger(t)}
 }
 
 // buildStaticLghsctl builds the binary the host runs, as the Makefile
