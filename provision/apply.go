@@ -322,6 +322,9 @@ func (hr *hostRun) powerOn(ctx context.Context, _ task.Env) (task.Result, error)
 
 func (hr *hostRun) records(ctx context.Context, _ task.Env) (task.Result, error) {
 	p, hp := hr.p, hr.hp
+	// Hosts run in parallel and may share zones: one host's records at a time.
+	hr.pl.zoneMu.Lock()
+	defer hr.pl.zoneMu.Unlock()
 	if len(hp.spec.DNS) == 0 && !hr.ownsRecords() {
 		return task.Unchanged(), nil
 	}

@@ -29,6 +29,8 @@ type Plan struct {
 	groups   []*groupPlan
 	hosts    []*hostPlan
 	zones    map[string]*zoneState
+	// zoneMu guards the records of zones while Apply changes them.
+	zoneMu sync.Mutex
 }
 
 // Blocked reports whether the plan has changes Apply will not make.

@@ -221,6 +221,14 @@ func (l *cloudLab) run(args ...string) result {
 
 func (l *cloudLab) runCtx(ctx context.Context, stdin string, args ...string) result {
 	l.t.Helper()
+	l.pace(args)
+	return l.exec(ctx, stdin, args...)
+}
+
+// pace waits, if the same command started less than a second ago, for the
+// next second: the debug log is named after the second (see
+// .notes/provision-requests.md).
+func (l *cloudLab) pace(args []string) {
 	key := args[0]
 	if args[0] == "snapshot" && len(args) > 1 {
 		key += " " + args[1]
@@ -229,6 +237,10 @@ func (l *cloudLab) runCtx(ctx context.Context, stdin string, args ...string) res
 		time.Sleep(time.Until(last.Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
 	}
 	l.lastRun[key] = time.Now()
+}
+
+func (l *cloudLab) exec(ctx context.Context, stdin string, args ...string) result {
+	l.t.Helper()
 	var out, errb bytes.Buffer
 	io := IO{In: strings.NewReader(stdin), Out: &out, Err: &errb, Getenv: func(k string) string { return l.env[k] }}
 	code := Main(ctx, append(args, "-i", l.inv), io)
@@ -262,11 +274,7 @@ func (l *cloudLab) api() *scaleway.Client {
 // writes counts the write calls both stand-ins received since the last
 // resetCalls.
 func (l *cloudLab) writes() (scw int, cf int) {
-	for _, c := range l.sim.WriteCalls() {
-		_ = c
-		scw++
-	}
-	return scw, l.cf.Counters().Writes
+	return len(l.sim.WriteCalls()), l.cf.Counters().Writes
 }
 
 func (l *cloudLab) resetCalls() {
@@ -639,12 +647,12 @@ func TestInterruptedUpIsConvergedByTheNextOne(t *testing.T) {
 
 	// Ctrl-C while the server boots.
 	l.sim.SetFaults(scwsim.FaultConfig{})
-	l.machines.StartDelay = 3 * time.Second
-	r = l.interruptAfter(700*time.Millisecond, "up")
+	// (StartDelay is read by the stand-in's workers: set once, never reset.)
+	l.machines.StartDelay = 1500 * time.Millisecond
+	r = l.interruptAfter(600*time.Millisecond, "up")
 	if r.code != ExitInterrupted || !strings.Contains(r.stdout, "changed: [lghs-chat] server") {
 		t.Fatalf("second interrupted up: %s", r)
 	}
-	l.machines.StartDelay = 0
 
 	plan := l.mustRun(0, "plan")
 	if strings.Contains(plan.stdout, "+   server") || strings.Contains(plan.stdout, "+   ip") {
@@ -657,10 +665,11 @@ func TestInterruptedUpIsConvergedByTheNextOne(t *testing.T) {
 // interruptAfter runs lghsctl and cancels its context (Ctrl-C) after d.
 func (l *cloudLab) interruptAfter(d time.Duration, args ...string) result {
 	l.t.Helper()
+	l.pace(args)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	time.AfterFunc(d, cancel)
-	return l.runCtx(ctx, "", args...)
+	return l.exec(ctx, "", args...)
 }
 
 // TestLabUpMakesARunningHostReachableBySSH is the end-to-end lab test: the
@@ -730,4 +739,57 @@ func TestLabUpMakesARunningHostReachableBySSH(t *testing.T) {
 	if w := l.world(); len(w.servers)+len(w.ips)+len(w.groups) != 0 {
 		t.Errorf("left after destroy: %+v", w)
 	}
+}
+
+// twoHosts adds a second host sharing the security group and the zones.
+var twoHosts = labInventory + `  - name: lghs-chat2
+    type: DEV1-S
+    image: debian_bookworm
+    security_group: hardened-conf
+    ipv6: false
+    dns:
+      - {name: lghs-chat2.lghs-space.test, role: technical}
+`
+
+func TestLimitCheckModeAndHostsInParallel(t *testing.T) {
+	l := newCloudLab(t, twoHosts)
+
+	// --check: the plan, no change, exit 3 with --detailed-exitcode.
+	r := l.mustRun(ExitChanges, "up", "--check", "--detailed-exitcode")
+	if !strings.Contains(r.stdout, "+   server lghs-chat2 (DEV1-S fr-par-1, debian_bookworm") || !strings.Contains(r.stdout, "check mode: nothing was changed") {
+		t.Errorf("up --check:\n%s", r.stdout)
+	}
+	if s, c := l.writes(); s+c != 0 {
+		t.Fatalf("up --check wrote: %d Scaleway, %d Cloudflare", s, c)
+	}
+
+	// --limit: only that host (and what it needs).
+	r = l.mustRun(0, "up", "--limit", "lghs-chat2")
+	if strings.Contains(r.stdout, "[lghs-chat]") {
+		t.Errorf("up --limit lghs-chat2 touched lghs-chat:\n%s", r.stdout)
+	}
+	w := l.world()
+	if len(w.servers) != 1 || w.servers[0].Name != "lghs-chat2" || len(w.ips) != 1 || len(w.records) != 1 {
+		t.Fatalf("after --limit: %d servers, %d IPs, %d records", len(w.servers), len(w.ips), len(w.records))
+	}
+
+	// Both hosts, in parallel; then nothing to do.
+	l.mustRun(0, "up")
+	w = l.world()
+	if len(w.servers) != 2 || len(w.ips) != 3 || len(w.groups) != 1 || len(w.records) != 5 {
+		t.Errorf("after up: %d servers, %d IPs, %d groups, %d records", len(w.servers), len(w.ips), len(w.groups), len(w.records))
+	}
+	l.resetCalls()
+	l.mustRun(0, "plan", "--detailed-exitcode")
+	l.mustRun(0, "up", "--check", "--detailed-exitcode")
+
+	// Destroying one host keeps the group the other uses.
+	r = l.mustRun(0, "destroy", "lghs-chat2", "--yes")
+	if !strings.Contains(r.stdout, "left behind: security group hardened-conf kept") {
+		t.Errorf("destroy lghs-chat2:\n%s", r.stdout)
+	}
+	if s, c := l.writes(); s == 0 || c == 0 {
+		t.Errorf("destroy made %d Scaleway and %d Cloudflare writes", s, c)
+	}
+	l.mustRun(0, "plan", "--detailed-exitcode", "--limit", "lghs-chat")
 }
