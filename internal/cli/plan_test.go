@@ -258,3 +258,32 @@ func TestConflictingRecordNotOwnedBlocksThePlan(t *testing.T) {
 		t.Errorf("up wrote despite the blocked plan: %d Scaleway, %d Cloudflare", s, c)
 	}
 }
+
+func TestDriftThatNeedsAStopIsBlockedNotDone(t *testing.T) {
+	l := newCloudLab(t, labInventory)
+	l.mustRun(0, "up")
+	l.write("inventory.yaml", strings.Replace(labInventory, "type: DEV1-M", "type: DEV1-L", 1))
+	l.resetCalls()
+	r := l.mustRun(ExitFailure, "plan")
+	for _, want := range []string{"!   server lghs-chat", `commercial_type: "DEV1-M" → "DEV1-L"`, "lghsctl never does by itself", "lghsctl snapshot create lghs-chat"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plan lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	up := l.mustRun(ExitFailure, "up", "--json")
+	for _, line := range strings.Split(strings.TrimSpace(up.stdout), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Errorf("up --json wrote a non-JSON line %q", line)
+		}
+	}
+	if !strings.Contains(up.stdout, `"action":"blocked"`) || !strings.Contains(up.stdout, `"type":"summary"`) {
+		t.Errorf("up --json:\n%s", up.stdout)
+	}
+	if s, c := l.writes(); s+c != 0 {
+		t.Errorf("a blocked up wrote: %d Scaleway, %d Cloudflare", s, c)
+	}
+	if l.serverOf("lghs-chat").CommercialType != "DEV1-M" {
+		t.Error("the type was changed")
+	}
+}
