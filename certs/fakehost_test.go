@@ -50,6 +50,15 @@ func (h *fakeHost) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte
 		return h.facts(), nil
 	}
 	h.commands = append(h.commands, cmd)
+	switch cmd {
+	case "uname -m":
+		return []byte("x86_64\n"), nil
+	case HostBinary + " version":
+		if _, ok := h.files[HostBinary]; !ok {
+			return nil, fmt.Errorf("%s: not found", HostBinary)
+		}
+		return []byte("lghsctl test\n"), nil
+	}
 	if strings.HasPrefix(cmd, "if systemctl is-active --quiet nginx.service") {
 		if h.nginxActive {
 			return []byte("reloaded\n"), nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -551,6 +552,11 @@ func (p *Phase) renewalStep(ctx context.Context, env task.Env) (task.Result, err
 		if fact.Type == "file" && fact.SHA256 == digest(f.content) && fs.FileMode(fact.Mode).Perm() == f.mode && fact.Owner == "root" && fact.Group == "root" {
 			continue
 		}
+		if f.path == HostBinary {
+			if err := p.checkBinary(ctx, f.content); err != nil {
+				return task.Result{}, err
+			}
+		}
 		if zone, ok := tokenZone(f.path); ok && !tokensChecked[zone] {
 			// Only a token limited to its zone goes on a server.
 			scope, err := VerifyToken(ctx, p.s, p.cfg.Tokens[zone], zone)
@@ -587,6 +593,11 @@ func (p *Phase) renewalStep(ctx context.Context, env task.Env) (task.Result, err
 		if err := p.host.WriteFile(ctx, f.path, f.content, f.mode, "root", "root"); err != nil {
 			return task.Result{}, fmt.Errorf("write %s: %w", f.path, err)
 		}
+		if f.path == HostBinary {
+			if _, err := p.host.Run(ctx, HostBinary+" version", nil); err != nil {
+				return task.Result{}, fmt.Errorf("the lghsctl copied to %s does not run there: %w", HostBinary, err)
+			}
+		}
 		p.facts.Paths[f.path] = hostsetup.PathFact{Type: "file", Mode: uint32(f.mode), Owner: "root", Group: "root", SHA256: digest(f.content)}
 	}
 	timer := p.facts.Units[RenewUnit+".timer"]
@@ -612,6 +623,56 @@ func (p *Phase) renewalStep(ctx context.Context, env task.Env) (task.Result, err
 	res := task.Changedf("%s", strings.Join(changed, ", "))
 	res.Diff = diffs.String()
 	return res, nil
+}
+
+// checkBinary refuses a binary the host cannot run: not Linux ELF, another
+// architecture, or dynamically linked (a cgo build may need a newer C
+// library than the host's). The Makefile builds a static one
+// (CGO_ENABLED=0).
+func (p *Phase) checkBinary(ctx context.Context, b []byte) error {
+	out, err := p.host.Run(ctx, "uname -m", nil)
+	if err != nil {
+		return fmt.Errorf("host architecture: %w", err)
+	}
+	arch := strings.TrimSpace(string(out))
+	if err := checkELF(b, arch); err != nil {
+		return fmt.Errorf("cannot install the renewal on %s: the lghsctl binary to copy %w; build one with CGO_ENABLED=0 GOOS=linux GOARCH=%s (make build) and run it, or name it in LGHSCTL_HOST_BINARY",
+			p.cfg.Host.Name, err, goArch(arch))
+	}
+	return nil
+}
+
+var elfMachines = map[string]elf.Machine{"x86_64": elf.EM_X86_64, "aarch64": elf.EM_AARCH64, "armv7l": elf.EM_ARM, "riscv64": elf.EM_RISCV, "i686": elf.EM_386}
+
+func checkELF(b []byte, arch string) error {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("is not a Linux executable")
+	}
+	defer f.Close()
+	if want, ok := elfMachines[arch]; ok && f.Machine != want {
+		return fmt.Errorf("is for %s, the host is %s", f.Machine, arch)
+	}
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return fmt.Errorf("is dynamically linked")
+		}
+	}
+	return nil
+}
+
+func goArch(uname string) string {
+	switch uname {
+	case "x86_64":
+		return "amd64"
+	case "aarch64":
+		return "arm64"
+	case "armv7l":
+		return "arm"
+	case "i686":
+		return "386"
+	}
+	return uname
 }
 
 func tokenZone(path string) (string, bool) {

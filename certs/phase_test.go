@@ -3,6 +3,7 @@ package certs
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -72,7 +73,7 @@ func newPhaseRig(t *testing.T, l *lab) *phaseRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &phaseRig{l: l, inv: inv, state: t.TempDir(), bin: []byte("\x7fELF fake lghsctl binary"), logBuf: &syncBuffer{}}
+	r := &phaseRig{l: l, inv: inv, state: t.TempDir(), bin: fakeELF(elf.EM_X86_64, false), logBuf: &syncBuffer{}}
 	r.log = slog.New(slog.NewTextHandler(io.MultiWriter(r.logBuf, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	settings := l.settings(t)
 	settings.Logger = r.log

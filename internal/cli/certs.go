@@ -372,7 +372,8 @@ func certsSettings(f *inventory.File, getenv func(string) string, log *slog.Logg
 // certsPhaseConfig builds the certificate phase of one host for up: the
 // endpoints (certsSettings), every zone's DNS-01 token (registered with the
 // redactor), the CAA publisher when acme.caa is on, the binary copied to
-// the host (this executable) and the state directory.
+// the host (this executable, or LGHSCTL_HOST_BINARY) and the state
+// directory.
 func (g *Globals) certsPhaseConfig(f *inventory.File, h *inventory.Host, red *logging.Redactor, log *slog.Logger) (certs.PhaseConfig, error) {
 	s, err := certsSettings(f, g.Getenv, log)
 	if err != nil {
@@ -385,10 +386,16 @@ func (g *Globals) certsPhaseConfig(f *inventory.File, h *inventory.Host, red *lo
 		StateDir:  g.stateDir(),
 		Tokens:    map[string]inventory.Secret{},
 		Schedule:  f.ACME.RenewSchedule,
+		// The binary the host runs: this one (a static Linux build, as
+		// make build makes), or LGHSCTL_HOST_BINARY when the operator's
+		// machine is not the host's platform.
 		Binary: func() ([]byte, error) {
-			exe, err := os.Executable()
-			if err != nil {
-				return nil, err
+			exe := g.Getenv("LGHSCTL_HOST_BINARY")
+			if exe == "" {
+				var err error
+				if exe, err = os.Executable(); err != nil {
+					return nil, err
+				}
 			}
 			return os.ReadFile(exe)
 		},

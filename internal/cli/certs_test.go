@@ -115,6 +115,16 @@ func TestCertsPhaseConfigResolvesTokensRedactsThemAndWiresCAA(t *testing.T) {
 	if _, err := certs.NewPhase(cfg); err != nil {
 		t.Errorf("NewPhase: %v", err)
 	}
+	exe, _ := os.Executable()
+	if b, err := cfg.Binary(); err != nil || len(b) == 0 {
+		t.Errorf("binary (%s): %d bytes, %v", exe, len(b), err)
+	}
+	other := filepath.Join(t.TempDir(), "lghsctl-linux-amd64")
+	os.WriteFile(other, []byte("cross-built"), 0o755)
+	env["LGHSCTL_HOST_BINARY"] = other
+	if b, err := cfg.Binary(); err != nil || string(b) != "cross-built" {
+		t.Errorf("LGHSCTL_HOST_BINARY: %q %v", b, err)
+	}
 	delete(env, "TOKEN_BE")
 	if _, err := g.certsPhaseConfig(f, &f.Hosts[0], red, nil); err == nil || !strings.Contains(err.Error(), "dns.zones[1].acme_token: environment variable TOKEN_BE is not set") {
 		t.Errorf("missing token: %v", err)
