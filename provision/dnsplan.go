@@ -12,8 +12,12 @@ import (
 	"github.com/lghs/lghsctl/inventory"
 )
 
-// PermDNSEdit is the zone permission lghsctl needs to write records.
-const PermDNSEdit = "#dns_records:edit"
+// Zone permissions as the DNS API lists them: lghsctl needs to edit
+// records.
+const (
+	PermDNSEdit = "#dns_records:edit"
+	PermDNSRead = "#dns_records:read"
+)
 
 // readDNS checks the token and reads the zones the specs' names sit in,
 // with their records, into pl.zones. A zone the token cannot see is an
@@ -56,7 +60,10 @@ func (p *Provisioner) readZones(ctx context.Context, names []string, pl *Plan) (
 		if err != nil {
 			return nil, fmt.Errorf("look up DNS zone %s: %w", name, err)
 		}
-		if len(z.Permissions) > 0 && !slices.Contains(z.Permissions, PermDNSEdit) {
+		// The zone's permissions field is not documented as the token's
+		// own; only a list that speaks of DNS records and lacks edit is
+		// taken as a read-only token.
+		if slices.Contains(z.Permissions, PermDNSRead) && !slices.Contains(z.Permissions, PermDNSEdit) {
 			return nil, fmt.Errorf("the DNS token (%s) cannot edit records in zone %s (it has %s): give it Zone › DNS › Edit on the zone", p.inv.DNS.Token, name, strings.Join(z.Permissions, ", "))
 		}
 		recs, err := p.dns.Records(ctx, z.ID)

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"testing"
@@ -86,5 +87,36 @@ func TestHumanSizeAndAge(t *testing.T) {
 	}
 	if HumanAge(72*3600e9) != "3d" || HumanAge(5*3600e9) != "5h" || HumanAge(90e9) != "1m" {
 		t.Error(HumanAge(72*3600e9), HumanAge(5*3600e9), HumanAge(90e9))
+	}
+}
+
+// zoneOnlyDNS answers zone lookups with fixed permissions.
+type zoneOnlyDNS struct {
+	DNS
+	perms []string
+}
+
+func (d zoneOnlyDNS) Zone(_ context.Context, name string) (Zone, error) {
+	return Zone{ID: "z", Name: name, Permissions: d.perms}, nil
+}
+func (zoneOnlyDNS) Records(context.Context, string) ([]Record, error) { return nil, nil }
+
+func TestReadOnlyTokenIsAPlanTimeError(t *testing.T) {
+	for _, c := range []struct {
+		perms []string
+		fails bool
+	}{
+		{[]string{"#zone:read", "#dns_records:read"}, true},
+		{[]string{"#zone:read", "#dns_records:read", "#dns_records:edit"}, false},
+		{[]string{"#worker:read"}, false}, // says nothing of DNS: not a reason to refuse
+		{nil, false},
+	} {
+		p := testProvisioner()
+		p.inv.DNS.Token = inventory.SecretRef{Env: "CLOUDFLARE_API_TOKEN"}
+		p.dns = zoneOnlyDNS{perms: c.perms}
+		_, err := p.readZones(context.Background(), []string{"lghs.be"}, &Plan{zones: map[string]*zoneState{}})
+		if (err != nil) != c.fails || (err != nil && !strings.Contains(err.Error(), "cannot edit records in zone lghs.be")) {
+			t.Errorf("permissions %v: %v", c.perms, err)
+		}
 	}
 }
