@@ -1,5 +1,6 @@
 // Package cloudflare is provision's adapter to the Cloudflare API v4: token
-// verification, zone lookup and DNS records, over cloudflare-go v7's dns
+// verification, zone lookup and DNS records (A, AAAA, and CAA for the
+// certificate phase), over cloudflare-go v7's dns
 // and zones services only (its root package would pull ~130 packages into
 // the binary).
 //
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	cfdns "github.com/cloudflare/cloudflare-go/v7/dns"
@@ -184,7 +186,8 @@ func (c *Client) Records(ctx context.Context, zoneID string) ([]provision.Record
 	return out, nil
 }
 
-// body builds the A or AAAA body of a record.
+// body builds the body of an A, AAAA or CAA record (CAA content in
+// presentation form, sent as structured data).
 func body(r provision.Record) (cfdns.RecordNewParamsBodyUnion, cfdns.RecordUpdateParamsBodyUnion, error) {
 	ttl := cfdns.TTL(r.TTL)
 	switch r.Type {
@@ -206,8 +209,38 @@ func body(r provision.Record) (cfdns.RecordNewParamsBodyUnion, cfdns.RecordUpdat
 		b.Proxied.Value, b.Proxied.Present = r.Proxied, true
 		b.Comment.Value, b.Comment.Present = r.Comment, true
 		return b, b, nil
+	case "CAA":
+		flags, tag, value, err := parseCAA(r.Content)
+		if err != nil {
+			return nil, nil, err
+		}
+		var d cfdns.CAARecordDataParam
+		d.Flags.Value, d.Flags.Present = float64(flags), true
+		d.Tag.Value, d.Tag.Present = tag, true
+		d.Value.Value, d.Value.Present = value, true
+		var b cfdns.CAARecordParam
+		b.Name.Value, b.Name.Present = r.Name, true
+		b.Type.Value, b.Type.Present = cfdns.CAARecordTypeCAA, true
+		b.TTL.Value, b.TTL.Present = ttl, true
+		b.Comment.Value, b.Comment.Present = r.Comment, true
+		b.Data.Value, b.Data.Present = d, true
+		return b, b, nil
 	}
 	return nil, nil, fmt.Errorf("record type %s is not managed by lghsctl", r.Type)
+}
+
+// parseCAA reads a CAA record in presentation form: 0 issue "letsencrypt.org".
+func parseCAA(content string) (uint8, string, string, error) {
+	flags, rest, ok1 := strings.Cut(strings.TrimSpace(content), " ")
+	tag, value, ok2 := strings.Cut(strings.TrimSpace(rest), " ")
+	f, err := strconv.ParseUint(flags, 10, 8)
+	if !ok1 || !ok2 || err != nil {
+		return 0, "", "", fmt.Errorf("CAA content %q is not `flags tag \"value\"`", content)
+	}
+	if v, err := strconv.Unquote(strings.TrimSpace(value)); err == nil {
+		value = v
+	}
+	return uint8(f), tag, value, nil
 }
 
 // CreateRecord implements provision.DNS.

@@ -99,3 +99,19 @@ func TestReadOnlyTokenCannotWrite(t *testing.T) {
 		t.Errorf("create with a read-only token: %v", err)
 	}
 }
+
+func TestCAARecordsAreSentAsData(t *testing.T) {
+	_, hs, z, tok := newSim(t)
+	ctx := context.Background()
+	c, _ := New(Config{BaseURL: hs.BaseURL, Token: tok.Value})
+	r, err := c.CreateRecord(ctx, z.ID, provision.Record{Name: "lghs.test", Type: "CAA", Content: `0 issue "letsencrypt.org;validationmethods=dns-01"`, TTL: 1, Comment: "managed by lghsctl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Content != `0 issue "letsencrypt.org;validationmethods=dns-01"` || r.Type != "CAA" {
+		t.Errorf("CAA answered %+v", r)
+	}
+	if _, err := c.CreateRecord(ctx, z.ID, provision.Record{Name: "lghs.test", Type: "CAA", Content: "nonsense", TTL: 1}); err == nil {
+		t.Error("a malformed CAA content is an error")
+	}
+}
