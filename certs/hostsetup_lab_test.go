@@ -53,6 +53,8 @@ func TestWithHostSetupNginxSwitchesFromTheSelfSignedCertificate(t *testing.T) {
 	labtest.SSH(t, c, "systemd-run --unit=lab-app --property=Restart=always python3 -m http.server --bind ::1 --directory /usr/share/doc 3000")
 
 	r := newPhaseRig(t, l)
+	bin := buildStaticLghsctl(t)
+	r.cfg.Binary = func() ([]byte, error) { return os.ReadFile(bin) }
 	r.inv.Hosts[0].Sites = r.inv.Hosts[0].Sites[:1] // the ACME site only
 	r.inv.Hosts[0].UnattendedUpgrades = new(bool)
 	hs := hostsetup.NewRun(hostsetup.Config{
