@@ -6,8 +6,10 @@ package logging
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -129,11 +131,25 @@ func Open(dir, command string, r *Redactor, extra io.Writer, level slog.Level) (
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create log directory: %w", err)
 	}
-	name := fmt.Sprintf("%s-%s-%d.log", time.Now().UTC().Format("20060102T150405Z"), command, os.Getpid())
-	path := filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create log file: %w", err)
+	// Nanoseconds and a counter keep names unique when one process runs
+	// several commands (in-process tests, the lab daemon).
+	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
+	var path string
+	var f *os.File
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("%s-%s-%d.log", stamp, command, os.Getpid())
+		if i > 0 {
+			name = fmt.Sprintf("%s-%s-%d-%d.log", stamp, command, os.Getpid(), i)
+		}
+		path = filepath.Join(dir, name)
+		var err error
+		f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || i > 100 {
+			return nil, fmt.Errorf("create log file: %w", err)
+		}
 	}
 	var h slog.Handler = slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})
 	if extra != nil {
