@@ -65,7 +65,7 @@ func Obtain(ctx context.Context, s Settings, acct *Account, o Order) (Bundle, er
 		return Bundle{}, errors.New("obtain certificate: no names")
 	}
 	what := "obtain certificate for " + strings.Join(o.Names, ", ")
-	provider, err := newZoneProvider(ctx, s, o)
+	provider, err := newZoneProvider(s, o)
 	if err != nil {
 		return Bundle{}, fmt.Errorf("%s: %w", what, err)
 	}
@@ -232,7 +232,7 @@ type zoneProvider struct {
 	poll    time.Duration
 }
 
-func newZoneProvider(ctx context.Context, s Settings, o Order) (*zoneProvider, error) {
+func newZoneProvider(s Settings, o Order) (*zoneProvider, error) {
 	p := &zoneProvider{zoneOf: o.ZoneOf, byZone: map[string]*cloudflare.DNSProvider{}, timeout: s.PropagationTimeout, poll: s.PollingInterval}
 	for _, n := range o.Names {
 		zone := o.ZoneOf(strings.TrimPrefix(n, "*."))
@@ -246,8 +246,10 @@ func newZoneProvider(ctx context.Context, s Settings, o Order) (*zoneProvider, e
 		if !ok || tok.Reveal() == "" {
 			return nil, fmt.Errorf("no DNS token for zone %s", zone)
 		}
+		// Not cancelled with ctx: when an interrupted issuance unwinds,
+		// lego's CleanUp must still remove the challenge records (each
+		// request is bounded by the client's timeout).
 		hc := s.httpClient()
-		hc.Transport = ctxTransport{ctx: ctx, next: hc.Transport}
 		cf, err := cloudflare.NewDNSProviderConfig(&cloudflare.Config{
 			AuthToken:          tok.Reveal(),
 			BaseURL:            s.CloudflareURL,

@@ -3,6 +3,7 @@ package certs
 import (
 	"context"
 	"crypto/ecdsa"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lghs/lghsctl/internal/lab/acmelab"
+	"github.com/lghs/lghsctl/internal/lab/cfsim"
 	"github.com/lghs/lghsctl/inventory"
 )
 
@@ -132,4 +134,31 @@ func TestObtainFailsWithABrokenTokenAndSaysWhichZone(t *testing.T) {
 		t.Errorf("error shows the token: %v", err)
 	}
 	t.Logf("error: %q", err)
+}
+
+// TestAnInterruptedIssuanceLeavesNoChallengeRecord cancels the issuance as
+// soon as the challenge record exists (Ctrl-C): Obtain returns the
+// cancellation and lego's clean-up still removes the record.
+func TestAnInterruptedIssuanceLeavesNoChallengeRecord(t *testing.T) {
+	l := startLab(t, acmelab.Config{})
+	s := l.settings(t)
+	acct, err := OpenAccount(context.Background(), t.TempDir(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := l.cf.Subscribe(func(c cfsim.Change) {
+		if c.Kind == cfsim.RecordCreated && c.Record.Type == "TXT" {
+			cancel()
+		}
+	})
+	defer stop()
+	_, err = Obtain(ctx, s, acct, Order{Names: []string{"chat." + zoneBE}, ZoneOf: zoneOf, Tokens: l.secrets()})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the cancellation", err)
+	}
+	if recs, _ := l.cf.Records(l.zones[zoneBE].ID); len(recs) != 0 {
+		t.Errorf("records left after the interruption: %+v", recs)
+	}
 }
