@@ -107,7 +107,9 @@ func factsScript(req FactsRequest) string {
 	b.WriteString("LC_ALL=C; export LC_ALL\n")
 	b.WriteString(`if [ -r /etc/os-release ]; then . /etc/os-release; fi; printf 'os\t%s\t%s\t%s\n' "${ID:-}" "${VERSION_ID:-}" "${VERSION_CODENAME:-}"` + "\n")
 	b.WriteString(`printf 'now\t%s\n' "$(date +%s)"` + "\n")
-	b.WriteString(`printf 'aptlists\t%s\n' "$(stat -c %Y /var/lib/apt/lists/partial 2>/dev/null || echo 0)"` + "\n")
+	// The age of the newest package list (a fresh debootstrap or cloud
+	// image has the lists directory but no lists).
+	b.WriteString(`printf 'aptlists\t%s\n' "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -printf '%T@\n' 2>/dev/null | sort -n | tail -1 | cut -d. -f1)"` + "\n")
 	if paths := dedupe(req.Paths); len(paths) > 0 {
 		ps := quoteAll(paths)
 		fmt.Fprintf(&b, "stat -c 'path\t%%n\t%%F\t%%a\t%%U\t%%G' -- %s 2>/dev/null\n", ps)
