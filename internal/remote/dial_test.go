@@ -303,8 +303,9 @@ func TestConcurrentFirstConnectionsKeepKnownHostsIntact(t *testing.T) {
 }
 
 func TestHandshakeAsksForThePinnedKeyType(t *testing.T) {
-	// The server has an Ed25519 and an RSA key; only the RSA key is pinned.
-	// Unrestricted, the client would prefer Ed25519 and see a "changed" key.
+	// The server has an RSA and an Ed25519 key; only the Ed25519 key is
+	// pinned. Unrestricted, x/crypto prefers RSA and would see a "changed"
+	// key.
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -313,12 +314,20 @@ func TestHandshakeAsksForThePinnedKeyType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newLab(t, remotetest.ServerOptions{ExtraHostKeys: []ssh.Signer{rsaSigner}})
+	ed := remotetest.NewKey(t)
+	l := newLab(t, remotetest.ServerOptions{HostKey: rsaSigner, ExtraHostKeys: []ssh.Signer{ed}})
 	cfg := l.config()
-	cfg.KnownHostsFile = writeKnownHosts(t, knownhosts.Line([]string{l.srv.Addr()}, rsaSigner.PublicKey())+"\n")
+	cfg.KnownHostsFile = writeKnownHosts(t, knownhosts.Line([]string{l.srv.Addr()}, ed.PublicKey())+"\n")
 	c := dial(t, cfg)
-	if c.HostKey().Type() != ssh.KeyAlgoRSA {
-		t.Errorf("host key type %s, want the pinned ssh-rsa", c.HostKey().Type())
+	if c.HostKey().Type() != ssh.KeyAlgoED25519 {
+		t.Errorf("host key type %s, want the pinned ssh-ed25519", c.HostKey().Type())
+	}
+	c.Close()
+
+	// And the other way round: only RSA pinned.
+	cfg.KnownHostsFile = writeKnownHosts(t, knownhosts.Line([]string{l.srv.Addr()}, rsaSigner.PublicKey())+"\n")
+	if k := dial(t, cfg).HostKey(); k.Type() != ssh.KeyAlgoRSA {
+		t.Errorf("host key type %s, want the pinned ssh-rsa", k.Type())
 	}
 }
 

@@ -167,9 +167,18 @@ func TestStdinReadErrorAbortsTheCommandInsteadOfEndingItsInput(t *testing.T) {
 	l := newLab(t, remotetest.ServerOptions{})
 	c := dial(t, l.config())
 	// A command that would happily commit a truncated input.
-	_, err := c.Run(context.Background(), "cat > received && mv received committed", &failingReader{})
-	if err == nil || !strings.Contains(err.Error(), "read standard input: disk on fire") {
-		t.Fatalf("Run: %v, want the stdin error", err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Run(context.Background(), "cat > received && mv received committed", &failingReader{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "read standard input: disk on fire") {
+			t.Fatalf("Run: %v, want the stdin error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run hung after its stdin failed")
 	}
 	time.Sleep(200 * time.Millisecond)
 	if _, err := os.Stat(filepath.Join(l.dir, "committed")); err == nil {
