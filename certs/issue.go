@@ -100,10 +100,12 @@ func Obtain(ctx context.Context, s Settings, acct *Account, o Order) (Bundle, er
 		}
 	}
 	res, err := client.Certificate.Obtain(req)
-	var already *acme.AlreadyReplacedError
-	if errors.As(err, &already) {
-		// The old certificate was replaced already (by an issuance whose
-		// deployment then failed): ask for a plain new order.
+	if err != nil && req.ReplacesCertID != "" && ctx.Err() == nil && replacesRefused(err) {
+		// The CA will not let this order replace the old certificate: it
+		// was replaced already (by an issuance whose deployment then
+		// failed), or another account got it (the operator's state was
+		// lost). Ask for a plain new order.
+		s.Logger.Info("the CA refused the renewal's replaces; ordering without it", "err", err)
 		req.ReplacesCertID = ""
 		res, err = client.Certificate.Obtain(req)
 	}
@@ -121,6 +123,19 @@ func Obtain(ctx context.Context, s Settings, acct *Account, o Order) (Bundle, er
 		return Bundle{}, fmt.Errorf("%s: %w", what, err)
 	}
 	return b, nil
+}
+
+// replacesRefused reports whether an order failed on its "replaces"
+// field (RFC 9773 §5): alreadyReplaced, or a problem about the replaced
+// certificate (Pebble: unauthorized, "requester account did not request
+// the certificate being replaced"; CAs word it differently).
+func replacesRefused(err error) bool {
+	var already *acme.AlreadyReplacedError
+	if errors.As(err, &already) {
+		return true
+	}
+	var pd *acme.ProblemDetails
+	return errors.As(err, &pd) && strings.Contains(strings.ToLower(pd.Detail), "replace")
 }
 
 // Due says whether a certificate should be renewed now, and why: it

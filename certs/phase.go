@@ -318,6 +318,20 @@ func (p *Phase) certificateStep(sc siteCert) func(context.Context, task.Env) (ta
 			case cache != nil:
 				o.Replaces, why = cache.leaf, cache.why
 			}
+			caaNote := ""
+			if p.cfg.CAA != nil && (len(p.served[sc.name]) > 0 || len(cached.Chain) > 0) {
+				// Not the first issuance: CAA records may pin another
+				// account (the operator's state was lost and a new account
+				// registered), and the CA would refuse this order. Pin
+				// this account first.
+				changes, err := p.ensureCAA(ctx, sc.names, acct, false)
+				if err != nil {
+					return task.Result{}, err
+				}
+				if len(changes) > 0 {
+					caaNote = fmt.Sprintf("; CAA records updated first: %s", strings.Join(changes, "; "))
+				}
+			}
 			b, err := Obtain(ctx, p.s, acct, o)
 			if err != nil {
 				return task.Result{}, err
@@ -327,7 +341,7 @@ func (p *Phase) certificateStep(sc siteCert) func(context.Context, task.Env) (ta
 			}
 			leaf, _ := checkChain(b.Chain, sc.names, roots, now)
 			use = &candidate{from: "new", bundle: b, leaf: leaf}
-			msg = fmt.Sprintf("obtained serial %s for %s, valid until %s (%s)", serialHex(leaf), strings.Join(sc.names, ", "), leaf.NotAfter.UTC().Format(time.RFC3339), why)
+			msg = fmt.Sprintf("obtained serial %s for %s, valid until %s (%s)%s", serialHex(leaf), strings.Join(sc.names, ", "), leaf.NotAfter.UTC().Format(time.RFC3339), why, caaNote)
 		}
 		res := task.Changedf("%s", msg)
 		if env.Diff {
@@ -396,14 +410,9 @@ func (p *Phase) caaStep(ctx context.Context, env task.Env) (task.Result, error) 
 	if acct == nil {
 		return task.Changedf("would publish CAA records for %s once the ACME account is registered", strings.Join(p.allNames(), ", ")), nil
 	}
-	recs := CAARecords(p.cfg.CAAIdentity, acct.URI)
-	var changes []string
-	for _, n := range p.allNames() {
-		c, err := p.cfg.CAA.EnsureCAA(ctx, n, recs, env.Check)
-		if err != nil {
-			return task.Result{}, err
-		}
-		changes = append(changes, c...)
+	changes, err := p.ensureCAA(ctx, p.allNames(), acct, env.Check)
+	if err != nil {
+		return task.Result{}, err
 	}
 	if len(changes) == 0 {
 		return task.Result{Message: fmt.Sprintf("issuance pinned to %s, account %s, dns-01", p.cfg.CAAIdentity, acct.URI)}, nil
@@ -427,6 +436,20 @@ func chainDiff(path string, old, new []byte) string {
 		return fmt.Sprintf("serial %s, %s, issuer %q, until %s", info.Serial, strings.Join(info.Names, " "), info.Issuer, info.NotAfter.Format(time.RFC3339))
 	}
 	return fmt.Sprintf("--- %s\n+++ %s\n-%s\n+%s\n", path, path, describe(old), describe(new))
+}
+
+// ensureCAA pins names to the CA, the account and DNS-01.
+func (p *Phase) ensureCAA(ctx context.Context, names []string, acct *Account, check bool) ([]string, error) {
+	recs := CAARecords(p.cfg.CAAIdentity, acct.URI)
+	var changes []string
+	for _, n := range names {
+		c, err := p.cfg.CAA.EnsureCAA(ctx, n, recs, check)
+		if err != nil {
+			return changes, err
+		}
+		changes = append(changes, c...)
+	}
+	return changes, nil
 }
 
 func (p *Phase) allNames() []string {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lghs/lghsctl/internal/lab/acmelab"
 	"github.com/lghs/lghsctl/internal/report"
@@ -244,4 +245,39 @@ func (l *lab) pebbleAccounts(t *testing.T) int {
 	t.Helper()
 	b, _ := readPebbleLog(l)
 	return strings.Count(b, "POST /sign-me-up")
+}
+
+// TestPhasePinsANewAccountInCAABeforeReissuing: the operator's state is
+// lost (a new ACME account) and the certificate is due; CAA records still
+// pin the old account, so the CA would refuse the order: the certificate
+// step publishes the new account's records before ordering.
+func TestPhasePinsANewAccountInCAABeforeReissuing(t *testing.T) {
+	l := startLab(t, acmelab.Config{})
+	r := newPhaseRig(t, l)
+	h := newLabFakeHost()
+	if _, _, err := r.run(t, h, false); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := PeekAccount(r.state, r.cfg.Settings)
+
+	r.state = t.TempDir()
+	r.cfg.StateDir = r.state
+	r.cfg.Settings.RenewBefore = 100 * 24 * time.Hour
+	out, _, err := r.run(t, h, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, _ := PeekAccount(r.state, r.cfg.Settings)
+	if acct == nil || acct.URI == old.URI {
+		t.Fatalf("no new account: %v", acct)
+	}
+	if !strings.Contains(out, "CAA records updated first: remove CAA chat.lghs-be.test 0 issue \"pebble.lab.test; accounturi="+old.URI) {
+		t.Errorf("the certificate step did not pin the new account first:\n%s", out)
+	}
+	for _, n := range []string{"chat.lghs-be.test", "lghs-chat-prod.lghs-space.test"} {
+		got := strings.Join(lookupCAA(t, l.dns.Addr(), n), "|")
+		if !strings.Contains(got, "accounturi="+acct.URI) || strings.Contains(got, old.URI) {
+			t.Errorf("CAA at %s: %s", n, got)
+		}
+	}
 }
