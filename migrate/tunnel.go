@@ -233,6 +233,9 @@ func connect(ctx context.Context, h Host, uri string, log *slog.Logger, o connec
 	qs.Del("replicaSet")
 	qs.Set("directConnection", "true")
 	lu.RawQuery = qs.Encode()
+	if lu.Path == "" {
+		lu.Path = "/"
+	}
 	opts := options.Client().ApplyURI(lu.String()).
 		SetServerSelectionTimeout(20 * time.Second).
 		SetConnectTimeout(20 * time.Second).

@@ -236,6 +236,7 @@ func (u *Uploads) send(ctx context.Context, paths []string, want map[string]File
 	}()
 	dstW.CloseWithError(checkErr)
 	if checkErr != nil {
+		srcOut.CloseWithError(checkErr) // unblocks the source's output copy
 		cancel()
 		<-srcErr
 		<-dstErr
