@@ -3,6 +3,8 @@ package remote_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
@@ -333,7 +335,7 @@ func TestConcurrentFirstConnectionsToOneHostPinItOnce(t *testing.T) {
 func TestHandshakeAsksForThePinnedKeyType(t *testing.T) {
 	// The server has an RSA and an Ed25519 key; only the Ed25519 key is
 	// pinned. Unrestricted, x/crypto prefers RSA and would see a "changed"
-	// key.
+	// key; and conversely with only RSA pinned.
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -356,6 +358,25 @@ func TestHandshakeAsksForThePinnedKeyType(t *testing.T) {
 	cfg.KnownHostsFile = writeKnownHosts(t, knownhosts.Line([]string{l.srv.Addr()}, rsaSigner.PublicKey())+"\n")
 	if k := dial(t, cfg).HostKey(); k.Type() != ssh.KeyAlgoRSA {
 		t.Errorf("host key type %s, want the pinned ssh-rsa", k.Type())
+	}
+}
+
+func TestFirstUsePinsTheKeyTypeOpenSSHPrefers(t *testing.T) {
+	ecdsaKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecdsaSigner, err := ssh.NewSignerFromKey(ecdsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed := remotetest.NewKey(t)
+	l := newLab(t, remotetest.ServerOptions{HostKey: ecdsaSigner, ExtraHostKeys: []ssh.Signer{ed}})
+	cfg := l.config()
+	cfg.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+	cfg.TrustNew = true
+	if k := dial(t, cfg).HostKey(); k.Type() != ssh.KeyAlgoED25519 {
+		t.Errorf("pinned a %s key, want ssh-ed25519 as ssh(1) would", k.Type())
 	}
 }
 

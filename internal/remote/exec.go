@@ -101,19 +101,30 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, 
 // into a local file), standard input read from s.Stdin as the command
 // consumes it. Errors are Run's.
 //
-// About cancellation: OpenSSH delivers the signal to the command's
-// process group, but not when sudo stands in between (it runs as
-// another user); such a command then ends when it next writes to its
-// closed output, or reads its closed input.
+// On cancellation the command's process group gets SIGTERM (through sudo
+// too). A process that left the group (setsid, a daemon) is not signalled;
+// nor is anything when the connection dies without a cancellation: as
+// with ssh(1), the command then ends when it next writes to its closed
+// output or reads its closed input.
 func (c *Client) Exec(ctx context.Context, cmd string, s Streams) error {
 	return c.exec(ctx, cmd, s, "")
 }
+
+// sudoRelay runs its first argument with /bin/sh and passes a TERM, HUP
+// or INT on to the whole process group. sshd signals the session's process
+// group as the login user, which reaches sudo but nothing it runs as root;
+// sudo relays the signal to its child only, so without this the children
+// of a cancelled command (a pipeline's, a background job's) would live on.
+// The command runs as a background job so that the trap fires at once; its
+// standard input is passed through fd 3 (a background job's would be
+// /dev/null).
+const sudoRelay = `trap 'trap - TERM HUP INT; kill -TERM 0' TERM HUP INT; exec 3<&0; /bin/sh -c "$1" 0<&3 3<&- & wait $!`
 
 // wrap makes cmd run with /bin/sh whatever the login shell, through sudo
 // when needed.
 func (c *Client) wrap(cmd string) string {
 	if c.sudo {
-		return "sudo -n -- /bin/sh -c " + Quote(cmd)
+		return "sudo -n -- /bin/sh -c " + Quote(sudoRelay) + " lghsctl " + Quote(cmd)
 	}
 	return "/bin/sh -c " + Quote(cmd)
 }

@@ -130,9 +130,12 @@ func writeScript(p string, size int, mode fs.FileMode, owner, group string) stri
 		`d=${p%/*}; [ -n "$d" ] || d=/`,
 		`if [ -d "$p" ] && [ ! -L "$p" ]; then echo "$p is a directory" >&2; exit 1; fi`,
 		`umask 077`,
-		`tmp=$(mktemp "$d/.${p##*/}.lghsctl-XXXXXX") || exit 1`,
-		`trap 'rm -f -- "$tmp"' EXIT`,
+		// Traps first: a signal arriving while mktemp runs is handled
+		// once the assignment is done, so the file is never forgotten.
+		`tmp=`,
+		`trap '[ -z "$tmp" ] || rm -f -- "$tmp"' EXIT`,
 		`trap 'exit 129' HUP INT TERM PIPE`,
+		`tmp=$(mktemp "$d/.${p##*/}.lghsctl-XXXXXX") || exit 1`,
 		`cat > "$tmp" || exit 1`,
 		`n=$(wc -c < "$tmp") || exit 1`,
 		`[ "$n" -eq "$size" ] || { echo "received $n of $size bytes" >&2; exit 1; }`,
@@ -140,7 +143,7 @@ func writeScript(p string, size int, mode fs.FileMode, owner, group string) stri
 		`chmod -- "$mode" "$tmp" || exit 1`,
 		`sync -- "$tmp" 2>/dev/null || sync`,
 		`mv -f -- "$tmp" "$p" || exit 1`,
-		`trap - EXIT`,
+		`tmp=`,
 		`sync -- "$d" 2>/dev/null || :`,
 	}, "\n")
 }

@@ -47,35 +47,31 @@ func TestWriteScriptRefusesACutTransfer(t *testing.T) {
 	}
 }
 
-func TestWriteScriptCleansUpWhenSignalled(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "f")
-	cmd := exec.Command("/bin/sh", "-c", writeScript(p, 100, 0o600, "", ""))
-	w, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Write([]byte("half"))
-	// Wait for the temporary file, then cancel the way Exec does.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+func TestWriteScriptCleansUpWhenSignalledAtAnyPoint(t *testing.T) {
+	// The signal lands at varying points of the script (before, during
+	// and after mktemp, while receiving, after the rename): whatever the
+	// point, the directory ends with either nothing or the complete file.
+	for i := range 60 {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "f")
+		cmd := exec.Command("/bin/sh", "-c", writeScript(p, 4, 0o600, "", ""))
+		cmd.Stdin = strings.NewReader("data")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i%20) * 150 * time.Microsecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
 		ents, _ := os.ReadDir(dir)
-		if len(ents) == 1 && strings.Contains(ents[0].Name(), ".lghsctl-") {
-			break
+		switch {
+		case len(ents) == 0:
+		case len(ents) == 1 && ents[0].Name() == "f":
+			if b, _ := os.ReadFile(p); string(b) != "data" {
+				t.Errorf("run %d: partial file %q", i, b)
+			}
+		default:
+			t.Errorf("run %d: left %v", i, ents)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no temporary file: %v", ents)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	w.Close()
-	cmd.Wait()
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("left behind: %v", ents)
 	}
 }
 

@@ -141,8 +141,18 @@ func known(db ssh.HostKeyCallback, hostport string) []knownhosts.KnownKey {
 
 // algorithms restricts the handshake to the key types pinned for a host:
 // a server offering a type nobody pinned would otherwise look like a
-// changed key.
+// changed key. For a host with no pinned key it is OpenSSH's preference
+// (Ed25519 first, no SHA-1 RSA), so the key pinned on first use is the
+// one ssh(1) would pin, not x/crypto's first choice (ECDSA).
 func algorithms(keys []knownhosts.KnownKey) []string {
+	if len(keys) == 0 {
+		return []string{
+			ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01,
+			ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
+			ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+			ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256,
+		}
+	}
 	var algos []string
 	seen := map[string]bool{}
 	for _, k := range keys {
