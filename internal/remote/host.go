@@ -21,7 +21,8 @@ import (
 //     missing file.
 //   - WriteFile replaces a file atomically with the given mode, owner and
 //     group, and creates nothing else (not even the directory).
-//   - DialTCP connects to an address as seen from the host.
+//   - DialTCP and DialContext connect to an address as seen from the
+//     host.
 type Host interface {
 	Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error)
 	Exec(ctx context.Context, cmd string, s Streams) error
@@ -29,6 +30,7 @@ type Host interface {
 	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode, owner, group string) error
 	Stat(ctx context.Context, path string) (FileInfo, error)
 	DialTCP(ctx context.Context, addr string) (net.Conn, error)
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 var _ Host = (*Client)(nil)

@@ -24,6 +24,19 @@ func (c *Client) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	return conn, nil
 }
 
+// DialContext is DialTCP in the shape of net.Dialer's method (what
+// database drivers and HTTP transports accept, e.g. the MongoDB driver's
+// ContextDialer). Only TCP networks are supported. Like every SSH channel,
+// the connection does not support deadlines.
+func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("open tunnel to %s on %s: network %q not supported over SSH", addr, c.name, network)
+	}
+	return c.DialTCP(ctx, addr)
+}
+
 // Dialer opens TCP connections from a host's point of view. *Client and
 // remotetest.Host implement it.
 type Dialer interface {

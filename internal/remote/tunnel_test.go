@@ -88,6 +88,19 @@ func TestDialTCPReachesAnAddressSeenFromTheServer(t *testing.T) {
 	if !slices.Equal(l.srv.Forwards(), []string{db}) {
 		t.Errorf("server forwarded to %q, want %s", l.srv.Forwards(), db)
 	}
+
+	// The net.Dialer shape, as drivers take it.
+	conn2, err := c.DialContext(context.Background(), "tcp", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	if got := roundTrip(t, conn2, "pong"); got != "echo: pong" {
+		t.Errorf("got %q", got)
+	}
+	if _, err := c.DialContext(context.Background(), "udp", db); err == nil {
+		t.Error("DialContext accepted udp")
+	}
 }
 
 func TestForwardExposesTheRemoteAddressOnLocalLoopbackUntilClosed(t *testing.T) {

@@ -346,3 +346,11 @@ func (h *Host) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	go serve(server)
 	return client, nil
 }
+
+// DialContext implements remote.Host: DialTCP for TCP networks.
+func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if network != "tcp" && network != "tcp4" && network != "tcp6" {
+		return nil, fmt.Errorf("open tunnel to %s on %s: network %q not supported", addr, h.name, network)
+	}
+	return h.DialTCP(ctx, addr)
+}
