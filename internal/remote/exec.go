@@ -195,13 +195,16 @@ func (c *Client) session(ctx context.Context, cmd string, s Streams, label strin
 
 	var abortMu sync.Mutex
 	var aborted error
+	abortCh := make(chan struct{})
 	abort := func(why error) {
 		abortMu.Lock()
-		defer abortMu.Unlock()
 		if aborted != nil {
+			abortMu.Unlock()
 			return
 		}
 		aborted = why
+		close(abortCh)
+		abortMu.Unlock()
 		// The signal goes first on the wire, then the close.
 		sess.Signal(ssh.SIGTERM)
 		sess.Close()
@@ -214,10 +217,15 @@ func (c *Client) session(ctx context.Context, cmd string, s Streams, label strin
 	if s.Stderr != nil {
 		errOut = io.MultiWriter(tail, s.Stderr)
 	}
-	out := s.Stdout
-	if out == nil {
-		out = io.Discard
+	var out io.Writer = io.Discard
+	if s.Stdout != nil {
+		out = s.Stdout
 	}
+	// After an abandoned wait (below), late output must not reach the
+	// caller's writers: they are the caller's again once Exec returns.
+	gate := &gate{}
+	out = gate.wrap(out)
+	errOut = gate.wrap(errOut)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -254,8 +262,29 @@ func (c *Client) session(ctx context.Context, cmd string, s Streams, label strin
 		stdinW.Close()
 	}()
 
-	werr := sess.Wait()
-	wg.Wait()
+	waitCh := make(chan error, 1)
+	go func() {
+		err := sess.Wait()
+		wg.Wait()
+		waitCh <- err
+	}()
+	var werr error
+	select {
+	case werr = <-waitCh:
+	case <-abortCh:
+		// The session was closed on our side; the server confirms the
+		// close unless the connection is dead, which only the keepalive
+		// would tell, maybe much later.
+		select {
+		case werr = <-waitCh:
+		case <-time.After(abortGrace):
+			gate.close()
+			abortMu.Lock()
+			why := aborted
+			abortMu.Unlock()
+			return fmt.Errorf("%s on %s: %w (the server did not confirm the end of the command within %s)", label, c.name, why, abortGrace)
+		}
+	}
 	stop()
 	// The stdin goroutine ends when the caller's Stdin next returns (its
 	// writes fail once the session is gone); a reader that blocks forever
@@ -300,6 +329,37 @@ func (c *Client) connErr(label, step string, err error) error {
 	default:
 	}
 	return fmt.Errorf("%s on %s: %s: %w: %w", label, c.name, step, ErrConnectionLost, err)
+}
+
+// abortGrace is how long an aborted command's session may take to close.
+const abortGrace = 3 * time.Second
+
+// gate lets writes through until closed, then drops them.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+func (g *gate) wrap(w io.Writer) io.Writer { return &gatedWriter{g: g, w: w} }
+
+func (g *gate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+type gatedWriter struct {
+	g *gate
+	w io.Writer
+}
+
+func (gw *gatedWriter) Write(p []byte) (int, error) {
+	gw.g.mu.Lock()
+	defer gw.g.mu.Unlock()
+	if gw.g.closed {
+		return len(p), nil
+	}
+	return gw.w.Write(p)
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -263,6 +263,35 @@ func TestKeepAliveDetectsADeadConnection(t *testing.T) {
 	}
 }
 
+func TestCancellationReturnsEvenOnADeadConnection(t *testing.T) {
+	l := newLab(t, remotetest.ServerOptions{})
+	p := newProxy(t, l.srv.Addr())
+	cfg := l.config()
+	cfg.Port = p.port()
+	cfg.KnownHostsFile = writeKnownHosts(t, strings.Replace(l.srv.KnownHostsLine(), strconv.Itoa(l.srv.Port()), strconv.Itoa(p.port()), 1))
+	cfg.KeepAlive = -1 // nothing else would notice
+	c := dial(t, cfg)
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Exec(ctx, "while :; do echo tick; sleep 0.01; done", remote.Streams{Stdout: &out}) }()
+	time.Sleep(200 * time.Millisecond)
+	p.freeze()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "did not confirm") {
+			t.Errorf("Exec: %v, want context.Canceled and the unconfirmed end", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Exec did not return after cancel on a dead connection")
+	}
+	// out is the caller's again: reading it must not race with late
+	// output (go test -race checks).
+	_ = out.String()
+	c.Close()
+}
+
 func TestStdinIsNeverLogged(t *testing.T) {
 	l := newLab(t, remotetest.ServerOptions{})
 	var logBuf bytes.Buffer
