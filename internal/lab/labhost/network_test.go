@@ -282,24 +282,31 @@ func TestCallerChosenAddressesMACResolversAndFilesAreWhatTheHostGets(t *testing.
 	l := labtest.Lab(t, labhost.Config{})
 	ctx := ctxFor(t, 10*time.Minute)
 	mac, _ := net.ParseMAC("de:00:01:27:16:ab")
+	slot, err := strconv.Atoi(strings.TrimPrefix(l.Name(), "lgl"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	spec := labhost.Spec{
-		Name:       "chosen",
-		Hostname:   "chat.lghs.test",
-		IPv4:       netip.MustParseAddr("10.77.1.5"),
-		IPv6Prefix: netip.MustParsePrefix("fdaa:bc8:711:4014::/64"),
+		Name:     "chosen",
+		Hostname: "chat.lghs.test",
+		// Outside the lab's own ranges, and per slot so that concurrent runs
+		// of this test do not collide on the box's routes.
+		IPv4:       netip.MustParseAddr(fmt.Sprintf("10.77.%d.5", slot)),
+		IPv6Prefix: netip.MustParsePrefix(fmt.Sprintf("fdaa:bc8:711:40%02x::/64", slot)),
 		MAC:        mac,
 		Resolvers:  []netip.Addr{l.BoxAddr4()},
 		Files:      []labhost.File{{Path: "/etc/lab/note", Mode: 0o600, Data: []byte("hello\n")}},
 	}
 	h := labtest.Host(t, l, spec)
-	if want := netip.MustParseAddr("fdaa:bc8:711:4014:dc00:1ff:fe27:16ab"); h.Addr6() != want {
+	if want := eui(spec.IPv6Prefix, "dc00:1ff:fe27:16ab"); h.Addr6() != want {
 		t.Errorf("IPv6 %v, want the EUI-64 address %v", h.Addr6(), want)
 	}
-	out, err := h.Output(ctx, "bash", "-c", "ip -br addr show eth0; ip route; ip -6 route show default; cat /sys/class/net/eth0/address; hostname; cat /etc/resolv.conf; stat -c %a /etc/lab/note; cat /etc/lab/note")
+	var out []byte
+	out, err = h.Output(ctx, "bash", "-c", "ip -br addr show eth0; ip route; ip -6 route show default; cat /sys/class/net/eth0/address; hostname; cat /etc/resolv.conf; stat -c %a /etc/lab/note; cat /etc/lab/note")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"10.77.1.5/32", "fdaa:bc8:711:4014:dc00:1ff:fe27:16ab/64", "default via 10.200.", "default via fe80::dc00:1ff:fe27:16ac dev eth0",
+	for _, want := range []string{spec.IPv4.String() + "/32", h.Addr6().String() + "/64", "default via 10.200.", "default via fe80::dc00:1ff:fe27:16ac dev eth0",
 		"de:00:01:27:16:ab", "chat.lghs.test", "nameserver " + l.BoxAddr4().String(), "600\nhello"} {
 		want = strings.Replace(want, "10.200.", fmt.Sprintf("%s.", strings.Join(strings.Split(l.BoxAddr4().String(), ".")[:2], ".")), 1)
 		if !strings.Contains(string(out), want) {
@@ -314,4 +321,13 @@ func TestCallerChosenAddressesMACResolversAndFilesAreWhatTheHostGets(t *testing.
 	if _, err := l.Start(ctx, dup); err == nil || !strings.Contains(err.Error(), "used by host chosen") {
 		t.Errorf("second host with the same addresses: %v", err)
 	}
+}
+
+// eui is the address with interface identifier iid (the last four groups)
+// in the /64 p.
+func eui(p netip.Prefix, iid string) netip.Addr {
+	a := netip.MustParseAddr("::" + iid).As16()
+	b := p.Addr().As16()
+	copy(b[8:], a[8:])
+	return netip.AddrFrom16(b)
 }
