@@ -579,7 +579,8 @@ func (h *Host) Start(ctx context.Context) error {
 // Stop powers the host off: systemd shuts down cleanly (killed after
 // Config.StopTimeout), then its network namespace goes. The layer, the
 // addresses, the firewall and the shaping are kept for Start. Stopping a
-// stopped host is a no-op.
+// stopped host is a no-op. A host that powered itself off (Done closed)
+// keeps its namespace and cgroup until Stop, Start or Remove.
 func (h *Host) Stop(ctx context.Context) error {
 	h.opMu.Lock()
 	defer h.opMu.Unlock()
