@@ -3,6 +3,7 @@ package inventory
 import (
 	"maps"
 	"net"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -191,6 +192,75 @@ func (f *File) applyDefaults() {
 		if len(m.From.Databases) == 0 {
 			m.From.Databases = []string{"rocketchat"}
 		}
+		migrateDefaults(inv, m)
+	}
+}
+
+func migrateDefaults(inv *Inventory, m *Migrate) {
+	if m.Engine == "" {
+		m.Engine = "builtin"
+	}
+	if m.Source == "" {
+		m.Source = "mongodump"
+	}
+	if m.Target == "" {
+		m.Target = "driver"
+	}
+	if m.From.Mongodump == "" {
+		m.From.Mongodump = "mongodump"
+	}
+	if m.TargetMongoURI == "" {
+		m.TargetMongoURI = "mongodb://127.0.0.1:27017"
+	}
+	if m.StateDir == "" {
+		m.StateDir = "/var/lib/lghsctl/migrate"
+	}
+	if m.CutoverTTL == 0 {
+		m.CutoverTTL = 60
+	}
+	for i := range m.Ladder {
+		r := &m.Ladder[i]
+		if r.Backup == nil {
+			r.Backup = boolPtr(true)
+		}
+		if r.Timeout == 0 {
+			r.Timeout = Duration(15 * time.Minute)
+		}
+	}
+	// The site: the target's only site with an app, when not named.
+	var site *Site
+	for i := range inv.Hosts {
+		if inv.Hosts[i].Name != m.To {
+			continue
+		}
+		var withApp []*Site
+		for j := range inv.Hosts[i].Sites {
+			s := &inv.Hosts[i].Sites[j]
+			if s.Name == strings.ToLower(m.Site) {
+				site = s
+			}
+			if s.App != nil {
+				withApp = append(withApp, s)
+			}
+		}
+		if m.Site == "" && len(withApp) == 1 {
+			site = withApp[0]
+			m.Site = site.Name
+		}
+	}
+	if site == nil || site.App == nil {
+		return
+	}
+	if m.DatabaseService == "" {
+		for _, svc := range site.App.Services {
+			if svc.Role == "database" {
+				m.DatabaseService = svc.Name
+				break
+			}
+		}
+	}
+	if m.UploadsTo == "" && m.From.UploadsDir != "" {
+		m.UploadsTo = path.Join(site.App.Dir, "data", "uploads")
 	}
 }
 

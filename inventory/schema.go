@@ -1,5 +1,7 @@
 package inventory
 
+import "strconv"
+
 // The types below are the inventory's schema. Their doc comments are the
 // field reference: docs/inventory.md is generated from them (see
 // TestReferenceIsCurrent), so a comment here is what users read.
@@ -363,7 +365,48 @@ type Migrate struct {
 	// Name of the host (from hosts) the data moves to.
 	To string `yaml:"to"`
 	// Name of the site (on that host) whose application receives the data.
+	// Defaults to the host's only site with an app.
 	Site string `yaml:"site"`
+	// Who moves the data: builtin (default: lghsctl itself) or exec (the
+	// command of exec, given a JSON description of both hosts on stdin).
+	Engine string `yaml:"engine"`
+	// The external engine (engine: exec).
+	Exec *MigrateExec `yaml:"exec"`
+	// How the old database is read: mongodump (default: the old host's own
+	// mongodump, run over SSH, works with every MongoDB version) or driver
+	// (lghsctl reads it through an SSH tunnel; MongoDB 4.2 and later).
+	Source string `yaml:"source"`
+	// How the new database is written: driver (default: parallel bulk
+	// inserts through an SSH tunnel, indexes after the data) or
+	// mongorestore (the stream piped into mongorestore in the database
+	// container).
+	Target string `yaml:"target"`
+	// Compress the stream on the old host (mongodump --gzip): less to
+	// carry over a slow link, more CPU on the old host.
+	Compress bool `yaml:"compress"`
+	// The app's database service on the target (its compose service name).
+	// Defaults to the app's service with role database.
+	DatabaseService string `yaml:"database_service"`
+	// MongoDB URI of the new database as the target host sees it.
+	// Defaults to mongodb://127.0.0.1:27017 (the app's published port).
+	TargetMongoURI string `yaml:"target_mongo_uri"`
+	// Where uploaded files go on the target (with from.uploads_dir).
+	// Defaults to the app directory's data/uploads, which the rocketchat
+	// preset mounts at /app/uploads.
+	UploadsTo string `yaml:"uploads_to"`
+	// Owner of the copied files on the target, as user[:group] or
+	// uid[:gid] (the app container's user). Empty keeps the old owners.
+	UploadsOwner string `yaml:"uploads_owner"`
+	// Directory on the target where migrate keeps its state (resume, upload
+	// manifest, ladder progress, the TTL before cutover). Defaults to
+	// /var/lib/lghsctl/migrate.
+	StateDir string `yaml:"state_dir"`
+	// The upgrade ladder, run by lghsctl migrate upgrade: one rung per app
+	// version, in order, each after a backup of the target.
+	Ladder []Rung `yaml:"ladder"`
+	// TTL in seconds of the public name during cutover (30–86400, default
+	// 60); migrate cutover --prepare lowers it days before.
+	CutoverTTL int `yaml:"cutover_ttl"`
 }
 
 // MigrateSource is the old server of a migration.
@@ -380,4 +423,92 @@ type MigrateSource struct {
 	// Directory of uploaded files kept on disk (Rocket.Chat FileSystem
 	// storage), copied too when set.
 	UploadsDir string `yaml:"uploads_dir"`
+	// Path of mongodump on the old server (default mongodump).
+	Mongodump string `yaml:"mongodump"`
+}
+
+// MigrateExec is an external data-move engine.
+type MigrateExec struct {
+	// Command and arguments, run on the machine running lghsctl with the
+	// JSON hand-off document on stdin (see docs/migrate.md).
+	Command []string `yaml:"command"`
+	// Secrets the engine needs, by reference: the document names them
+	// (environment variable or file), never their values.
+	Secrets map[string]SecretRef `yaml:"secrets"`
+}
+
+// Rung is one app version of the upgrade ladder.
+type Rung struct {
+	// App image of this rung, e.g. rocketchat/rocket.chat:3.18.2; its tag is
+	// the version the app must report.
+	App string `yaml:"app"`
+	// Database image to switch to first, e.g. mongo:4.4.
+	Database string `yaml:"database"`
+	// Feature compatibility version to set after the database switch,
+	// e.g. "4.4".
+	FeatureCompatibility string `yaml:"feature_compatibility"`
+	// Take a snapshot of the target before the rung. Defaults to true.
+	Backup *bool `yaml:"backup"`
+	// Workarounds run with the app stopped, before the new version starts.
+	Before []LadderStep `yaml:"before"`
+	// Steps run once the new version started. Without a wait step, the rung
+	// first waits until the app reports its image's version.
+	After []LadderStep `yaml:"after"`
+	// How long each wait may take (default 15m).
+	Timeout Duration `yaml:"timeout"`
+}
+
+// LadderStep is one workaround of a rung: exactly one field.
+type LadderStep struct {
+	// Set a Rocket.Chat setting (rocketchat_settings) to a value.
+	SetSetting *SettingChange `yaml:"set_setting"`
+	// Drop every index but _id_ of these collections (the app rebuilds
+	// them).
+	DropIndexes []string `yaml:"drop_indexes"`
+	// Unlock the migrations control document after a failed migration.
+	UnlockMigrations bool `yaml:"unlock_migrations"`
+	// Reconfigure the replica set's member to this host:port, one the app
+	// resolves (e.g. mongo:27017).
+	ReplicaSetHost string `yaml:"replica_set_host"`
+	// Wait for a line of the app's log containing this text (/regexp/ for
+	// a regular expression).
+	WaitLog string `yaml:"wait_log"`
+	// Wait until the app's /api/info reports this version.
+	WaitVersion string `yaml:"wait_version"`
+}
+
+// SettingChange sets one setting.
+type SettingChange struct {
+	// The setting's _id, e.g. Accounts_OAuth_Custom-Authlghsbe.
+	ID string `yaml:"id"`
+	// The value: true, false, a number or a string.
+	Value ScalarValue `yaml:"value"`
+}
+
+// ScalarValue is a YAML scalar kept as written; Value types it.
+type ScalarValue string
+
+// UnmarshalText keeps the text.
+func (v *ScalarValue) UnmarshalText(b []byte) error { *v = ScalarValue(b); return nil }
+
+// Value is the scalar as a boolean (true/false), an integer, a float or
+// else a string.
+func (v ScalarValue) Value() any {
+	s := string(v)
+	switch s {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if i == int64(int32(i)) {
+			return int32(i)
+		}
+		return i
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return f
+	}
+	return s
 }

@@ -687,16 +687,153 @@ func (v *validator) migrate() {
 		v.unknownRef("migrate.to", "host", m.To, names)
 		return
 	}
+	var site *Site
 	if m.Site != "" {
-		found := false
 		var names []string
-		for _, s := range target.Sites {
-			names = append(names, s.Name)
-			found = found || s.Name == strings.ToLower(m.Site)
+		for i := range target.Sites {
+			names = append(names, target.Sites[i].Name)
+			if target.Sites[i].Name == strings.ToLower(m.Site) {
+				site = &target.Sites[i]
+			}
 		}
-		if !found {
+		if site == nil {
 			v.unknownRef("migrate.site", "site on "+target.Name, m.Site, names)
 		}
+	}
+	v.migrateMethods(m, site)
+}
+
+var (
+	reFCV        = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
+	reOwner      = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]*(:[a-z0-9_][a-z0-9_.-]*)?$`)
+	reCollection = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,119}$`)
+	reSettingID  = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+)
+
+// migrateMethods checks the engine, the read and write methods, the
+// target side and the ladder.
+func (v *validator) migrateMethods(m *Migrate, site *Site) {
+	v.oneOf("migrate.engine", m.Engine, "builtin", "exec")
+	switch {
+	case m.Engine == "exec" && (m.Exec == nil || len(m.Exec.Command) == 0):
+		v.errorf("migrate.exec.command", "missing: engine exec runs this command")
+	case m.Engine != "exec" && m.Exec != nil:
+		v.errorf("migrate.exec", "only used with engine: exec")
+	}
+	if m.Exec != nil {
+		for name, ref := range m.Exec.Secrets {
+			if ref.IsZero() {
+				v.errorf("migrate.exec.secrets."+name, "missing: {env: NAME} or {file: PATH}")
+			}
+		}
+	}
+	v.oneOf("migrate.source", m.Source, "mongodump", "driver")
+	v.oneOf("migrate.target", m.Target, "driver", "mongorestore")
+	if u, err := url.Parse(m.TargetMongoURI); err != nil || u.Scheme != "mongodb" || u.Host == "" {
+		v.errorf("migrate.target_mongo_uri", "%q must be a mongodb:// URI (without password: credentials are never in the inventory)", m.TargetMongoURI)
+	} else if _, hasPass := u.User.Password(); hasPass {
+		v.errorf("migrate.target_mongo_uri", "the URI holds a password: secrets never go in the inventory")
+	}
+	if err := checkAbsPath(m.StateDir); err != nil {
+		v.errorf("migrate.state_dir", "%v", err)
+	}
+	if m.UploadsTo != "" {
+		if err := checkAbsPath(m.UploadsTo); err != nil {
+			v.errorf("migrate.uploads_to", "%v", err)
+		}
+	}
+	if m.From.UploadsDir != "" && m.UploadsTo == "" && m.Engine == "builtin" {
+		v.errorf("migrate.uploads_to", "missing: where the uploaded files go on %s (no site with an app to derive it from)", m.To)
+	}
+	if m.UploadsOwner != "" && !reOwner.MatchString(m.UploadsOwner) {
+		v.errorf("migrate.uploads_owner", "%q must be user[:group] or uid[:gid]", m.UploadsOwner)
+	}
+	if strings.ContainsAny(m.From.Mongodump, "\n\x00") || m.From.Mongodump == "" {
+		v.errorf("migrate.from.mongodump", "%q is not a command path", m.From.Mongodump)
+	}
+	if m.CutoverTTL < 30 || m.CutoverTTL > 86400 {
+		v.errorf("migrate.cutover_ttl", "%d is out of range 30-86400 seconds", m.CutoverTTL)
+	}
+	if site != nil && site.App != nil && m.DatabaseService != "" {
+		var names []string
+		found := false
+		for _, svc := range site.App.Services {
+			names = append(names, svc.Name)
+			found = found || svc.Name == m.DatabaseService
+		}
+		if !found {
+			v.unknownRef("migrate.database_service", "service of "+site.Name, m.DatabaseService, names)
+		}
+	}
+	if m.Target == "mongorestore" && m.DatabaseService == "" && m.Engine == "builtin" {
+		v.errorf("migrate.database_service", "missing: target mongorestore runs in the database container (no site with an app to find it in)")
+	}
+	if len(m.Ladder) > 0 && (site == nil || site.App == nil) && m.Engine == "builtin" {
+		v.errorf("migrate.ladder", "the ladder runs the app of migrate.site, which has no app")
+	}
+	for i, r := range m.Ladder {
+		p := fmt.Sprintf("migrate.ladder[%d]", i)
+		if r.App == "" {
+			v.errorf(p+".app", "missing: the app image of this rung")
+		} else if !reImage.MatchString(r.App) || !strings.Contains(r.App[strings.LastIndex(r.App, "/")+1:], ":") {
+			v.errorf(p+".app", "%q must be an image with its tag (the version the app must report), like rocketchat/rocket.chat:3.18.2", r.App)
+		}
+		if r.Database != "" && !reImage.MatchString(r.Database) {
+			v.errorf(p+".database", "%q is not an image reference", r.Database)
+		}
+		if r.FeatureCompatibility != "" && !reFCV.MatchString(r.FeatureCompatibility) {
+			v.errorf(p+".feature_compatibility", "%q must be a version like \"4.4\"", r.FeatureCompatibility)
+		}
+		if r.Timeout < 0 {
+			v.errorf(p+".timeout", "must be positive")
+		}
+		for j, st := range r.Before {
+			v.ladderStep(fmt.Sprintf("%s.before[%d]", p, j), st, false)
+		}
+		for j, st := range r.After {
+			v.ladderStep(fmt.Sprintf("%s.after[%d]", p, j), st, true)
+		}
+	}
+}
+
+func (v *validator) ladderStep(p string, st LadderStep, after bool) {
+	n := 0
+	if st.SetSetting != nil {
+		n++
+		if !reSettingID.MatchString(st.SetSetting.ID) {
+			v.errorf(p+".set_setting.id", "%q is not a setting id", st.SetSetting.ID)
+		}
+	}
+	if len(st.DropIndexes) > 0 {
+		n++
+		for k, c := range st.DropIndexes {
+			if !reCollection.MatchString(c) {
+				v.errorf(fmt.Sprintf("%s.drop_indexes[%d]", p, k), "%q is not a collection name", c)
+			}
+		}
+	}
+	if st.UnlockMigrations {
+		n++
+	}
+	if st.ReplicaSetHost != "" {
+		n++
+		if _, port, err := net.SplitHostPort(st.ReplicaSetHost); err != nil || port == "" {
+			v.errorf(p+".replica_set_host", "%q must be host:port, like mongo:27017", st.ReplicaSetHost)
+		}
+	}
+	if st.WaitLog != "" || st.WaitVersion != "" {
+		if st.WaitLog != "" {
+			n++
+		}
+		if st.WaitVersion != "" {
+			n++
+		}
+		if !after {
+			v.errorf(p, "waits only make sense after the app started (put them in after)")
+		}
+	}
+	if n != 1 {
+		v.errorf(p, "a step does exactly one thing (set_setting, drop_indexes, unlock_migrations, replica_set_host, wait_log or wait_version); found %d", n)
 	}
 }
 
