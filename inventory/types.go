@@ -207,3 +207,20 @@ func (p PortRange) String() string {
 
 // LogValue keeps secrets out of slog output.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// AuthorizedKey returns an SSH key's authorized_keys line, reading
+// public_key_file (with ~ expanded to home) when the key is not inline.
+func (k SSHKey) AuthorizedKey(home string) (string, error) {
+	if k.PublicKey != "" {
+		return strings.TrimSpace(k.PublicKey), nil
+	}
+	path := k.PublicKeyFile
+	if rest, ok := strings.CutPrefix(path, "~/"); ok {
+		path = home + "/" + rest
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read SSH key %s: %w", k.Name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

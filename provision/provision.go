@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -141,18 +139,7 @@ func (p *Provisioner) CheckLimit() error {
 
 // publicKey reads an inventory SSH key.
 func (p *Provisioner) publicKey(k inventory.SSHKey) (string, error) {
-	if k.PublicKey != "" {
-		return strings.TrimSpace(k.PublicKey), nil
-	}
-	path := k.PublicKeyFile
-	if rest, ok := strings.CutPrefix(path, "~/"); ok {
-		path = filepath.Join(p.cfg.Home, rest)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read SSH key %s: %w", k.Name, err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return k.AuthorizedKey(p.cfg.Home)
 }
 
 // discard is a Reporter that shows nothing.

@@ -60,6 +60,8 @@ type Globals struct {
 	JSON             bool
 	Verbose          int
 	DetailedExitcode bool
+	// TrustNewHosts are hosts whose SSH key up may trust on first use.
+	TrustNewHosts []string
 }
 
 // usageError marks a bad command line (exit code 2).

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 
 type upOptions struct {
 	*Globals
+	Phases []string
 }
 
 // newUp is `lghsctl up`: create or converge everything the inventory
@@ -25,9 +27,16 @@ func newUp(g *Globals) *cobra.Command {
 		Long: `up runs its phases in order; each is idempotent, so up can be run again at
 any time (after a failure, after Ctrl-C, after a manual change) and converges.
 
-  cloud   Scaleway: SSH keys, security groups, flexible IPs, the servers;
-          DNS records (while the servers boot). The plan is shown first,
-          like lghsctl plan; changes the plan marks ! are never made.
+  cloud         Scaleway: SSH keys, security groups, flexible IPs, the
+                servers; DNS records (while the servers boot). The plan is
+                shown first, like lghsctl plan; changes the plan marks ! are
+                never made.
+  certificates  ACME certificates over DNS-01 for the sites, deployed in
+                certbot's layout, the on-host renewal timer, CAA records.
+  hosts         over SSH: packages, admins, SSH hardening (never locking
+                you out), Docker, the sites' apps, nginx.
+  verify        HTTPS to every site through DNS with the chain checked, and
+                the exposure audit (nothing reachable that should not be).
 
 With --check, up shows what it would change and changes nothing (with
 --detailed-exitcode it then exits 3 when something would change).`,
@@ -35,6 +44,8 @@ With --check, up shows what it would change and changes nothing (with
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context()) },
 	}
 	cmd.Flags().BoolVar(&g.DetailedExitcode, "detailed-exitcode", false, "with --check, exit 3 when there are changes to make")
+	cmd.Flags().StringSliceVar(&o.Phases, "phase", nil, "run only these phases (cloud, certificates, hosts, verify)")
+	cmd.Flags().StringSliceVar(&g.TrustNewHosts, "trust-new-host", nil, "trust these hosts' SSH keys on first use (servers lghsctl made in an earlier, interrupted run)")
 	return cmd
 }
 
@@ -47,6 +58,8 @@ type UpState struct {
 	Cloud provision.Outputs
 	// Pending is set by a phase that found (in check mode) or made changes.
 	Pending bool
+	// hosts are the SSH connections the host phases share.
+	hosts *hostConns
 }
 
 // upPhase is one phase of up.
@@ -59,17 +72,34 @@ type upPhase struct {
 func upPhases() []upPhase {
 	return []upPhase{
 		{Name: "cloud", Run: runCloudPhase},
+		{Name: "certificates", Run: runCertsPhase},
+		{Name: "hosts", Run: runHostsPhase},
+		{Name: "verify", Run: runVerifyPhase},
 	}
 }
 
 func (o *upOptions) run(ctx context.Context) error {
+	phases := upPhases()
+	for _, p := range o.Phases {
+		if !slices.ContainsFunc(phases, func(ph upPhase) bool { return ph.Name == p }) {
+			return usageError{fmt.Errorf("--phase %s: no such phase (cloud, certificates, hosts, verify)", p)}
+		}
+	}
 	s, err := o.openCloud(ctx, "up", nil)
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	st := &UpState{}
-	for _, ph := range upPhases() {
+	defer func() {
+		if st.hosts != nil {
+			st.hosts.closeAll()
+		}
+	}()
+	for _, ph := range phases {
+		if len(o.Phases) > 0 && !slices.Contains(o.Phases, ph.Name) {
+			continue
+		}
 		s.logf.Logger.Info("phase", "name", ph.Name)
 		if err := ph.Run(ctx, s, st); err != nil {
 			if ctx.Err() != nil {
