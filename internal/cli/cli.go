@@ -175,6 +175,7 @@ It plans before it changes anything, is safe to re-run, and ends with a recap.`,
 	pf.CountVarP(&g.Verbose, "verbose", "v", "also print the debug log on stderr (-v info, -vv debug)")
 
 	root.AddCommand(
+		newLab(g),
 		newValidate(g),
 		newVersion(g),
 		newPlan(g),
