@@ -297,8 +297,18 @@ func (s *migrateSession) preflight(drop bool) *migrate.Preflight {
 
 // handOff is the document an exec engine reads.
 func (s *migrateSession) handOff(action string) migrate.HandOff {
+	abspath := func(p string) string {
+		if p == "" || strings.HasPrefix(p, "~") {
+			return p
+		}
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return p
+		}
+		return a
+	}
 	ssh := func(x inventory.SSH) migrate.HandOffSSH {
-		return migrate.HandOffSSH{Address: x.Address, Port: x.Port, User: x.User, IdentityFile: x.IdentityFile, ConfigHost: x.ConfigHost, ProxyJump: x.ProxyJump, KnownHosts: x.KnownHosts}
+		return migrate.HandOffSSH{Address: x.Address, Port: x.Port, User: x.User, IdentityFile: abspath(x.IdentityFile), ConfigHost: x.ConfigHost, ProxyJump: x.ProxyJump, KnownHosts: abspath(x.KnownHosts)}
 	}
 	abs, _ := filepath.Abs(s.f.Path)
 	doc := migrate.HandOff{Action: action, Inventory: abs, Databases: s.m.From.Databases,
