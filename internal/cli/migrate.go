@@ -498,8 +498,9 @@ func (o *migrateOptions) runData(ctx context.Context) error {
 			return task.Changedf("%d collections copied (%s streamed), %d kept from an earlier run", len(res.Copied), humanSize(res.StreamBytes), len(res.Resumed)), nil
 		}})
 	}
-	if up := s.uploads(progress); up != nil {
+	if s.m.From.UploadsDir != "" {
 		steps = append(steps, task.Step{Name: "uploads", Run: func(ctx context.Context, env task.Env) (task.Result, error) {
+			up := s.uploads(progress) // the hosts are connected now
 			if env.Check {
 				return task.Changedf("would copy %s of files to %s", humanSize(rep.UploadsBytes), up.ToDir), nil
 			}

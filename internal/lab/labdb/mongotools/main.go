@@ -55,6 +55,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if len(args) == 1 && args[0] == "--version" {
+		fmt.Printf("%s version: lab stand-in (lghsctl)\n", name)
+		return
+	}
 	var err error
 	switch name {
 	case "mongodump":
