@@ -106,6 +106,13 @@ func (r *Run) installPackages(ctx context.Context, env task.Env) (task.Result, e
 	if err := r.refreshUnits(ctx); err != nil {
 		return task.Result{}, err
 	}
+	// Packages create files later steps manage (nginx's default site,
+	// /etc/docker): read the paths again.
+	paths, err := Gather(ctx, r.host, FactsRequest{Paths: r.request().Paths})
+	if err != nil {
+		return task.Result{}, err
+	}
+	r.facts.Paths = paths.Paths
 	return task.Changedf("installed %s", strings.Join(missing, ", ")), nil
 }
 
