@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -38,6 +39,7 @@ import (
 	"github.com/lghs/lghsctl/internal/lab/cfsim/cfdns"
 	"github.com/lghs/lghsctl/internal/lab/labdns"
 	"github.com/lghs/lghsctl/internal/lab/labhost"
+	"github.com/lghs/lghsctl/internal/lab/labreg"
 	"github.com/lghs/lghsctl/internal/lab/scwsim"
 )
 
@@ -57,6 +59,14 @@ const (
 	DNSPort        = 53
 	ACMEPort       = 14000
 	PebbleMgmtPort = 15000
+	RegistryPort   = 5443
+)
+
+// RegistryHost is the lab registry's name (served by the lab DNS in its
+// own zone, lab.test); images are RegistryHost:RegistryPort/<name>:<tag>.
+const (
+	RegistryZone = "lab.test"
+	RegistryHost = "registry." + RegistryZone
 )
 
 // Zone is a DNS zone the lab serves, with the environment variable that
@@ -82,7 +92,10 @@ type Config struct {
 	PebbleDirs []string
 	// Profiles are Pebble's certificate profiles (default: Pebble's own).
 	Profiles map[string]acmelab.Profile
-	Log      *slog.Logger
+	// Images are served by the lab registry (hosts pull them as
+	// RegistryHost:RegistryPort/<name>:<tag>).
+	Images []labreg.Image
+	Log    *slog.Logger
 }
 
 // Lab is a running lab.
@@ -96,6 +109,7 @@ type Lab struct {
 	cfg      Config
 	scwURL   string
 	cfHTTP   *cfsim.HTTPServer
+	registry *http.Server
 	cancel   context.CancelFunc
 	served   chan error
 	tokens   map[string]string // env name → token
@@ -160,6 +174,16 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		return l, err
 	}
 	l.tokens[cfg.MainTokenEnv] = main.Value
+	// The registry's name, in a zone of the lab's own.
+	regZone, err := l.Cloudflare.AddZone(cfsim.Zone{Name: RegistryZone, NameServers: []string{"ns1." + RegistryZone}})
+	if err != nil {
+		return l, err
+	}
+	for typ, addr := range map[string]netip.Addr{"A": box, "AAAA": l.Hosts.BoxAddr6()} {
+		if _, err := l.Cloudflare.AddRecord(regZone.ID, cfsim.Record{Name: RegistryHost, Type: typ, Content: addr.String(), TTL: 300}); err != nil {
+			return l, fmt.Errorf("registry record: %w", err)
+		}
+	}
 	srvCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
 	if l.cfHTTP, err = l.Cloudflare.Start(srvCtx, netip.AddrPortFrom(box, CloudflarePort).String()); err != nil {
@@ -181,9 +205,28 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 		return l, fmt.Errorf("pebble: %w", err)
 	}
 
+	// The registry, with a CA every host trusts for it.
+	reg := labreg.New()
+	for _, img := range cfg.Images {
+		if _, err := reg.Add(img); err != nil {
+			return l, fmt.Errorf("lab image %s:%s: %w", img.Name, img.Tag, err)
+		}
+	}
+	regTLS, err := labreg.NewTLS([]string{RegistryHost}, []netip.Addr{box, l.Hosts.BoxAddr6()})
+	if err != nil {
+		return l, err
+	}
+	regLn, err := net.Listen("tcp", netip.AddrPortFrom(box, RegistryPort).String())
+	if err != nil {
+		return l, fmt.Errorf("lab registry: %w", err)
+	}
+	l.registry = &http.Server{Handler: reg, TLSConfig: regTLS.Config, ReadHeaderTimeout: 10 * time.Second}
+	go l.registry.ServeTLS(regLn, "", "")
+	hostFiles := []labhost.File{{Path: fmt.Sprintf("/etc/docker/certs.d/%s:%d/ca.crt", RegistryHost, RegistryPort), Data: regTLS.CAPEM}}
+
 	// Scaleway stand-in whose servers are lab hosts resolving through the
 	// lab DNS.
-	machines, err := scwsim.NewLabHosts(scwsim.LabHostsConfig{Lab: l.Hosts, Dir: filepath.Join(cfg.StateDir, "layers"), Resolvers: []netip.Addr{box}, Log: cfg.Log})
+	machines, err := scwsim.NewLabHosts(scwsim.LabHostsConfig{Lab: l.Hosts, Dir: filepath.Join(cfg.StateDir, "layers"), Resolvers: []netip.Addr{box}, Files: hostFiles, Log: cfg.Log})
 	if err != nil {
 		return l, err
 	}
@@ -288,6 +331,9 @@ func (l *Lab) Close(ctx context.Context) error {
 	}
 	if l.cfHTTP != nil {
 		errs = append(errs, l.cfHTTP.Close())
+	}
+	if l.registry != nil {
+		errs = append(errs, l.registry.Close())
 	}
 	if l.DNS != nil {
 		errs = append(errs, l.DNS.Close())

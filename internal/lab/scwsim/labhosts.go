@@ -31,6 +31,7 @@ type LabHosts struct {
 	lab       *labhost.Lab
 	dir       string
 	resolvers []netip.Addr
+	files     []labhost.File
 	log       *slog.Logger
 
 	mu    sync.Mutex
@@ -46,6 +47,9 @@ type LabHostsConfig struct {
 	Dir string
 	// Resolvers go into the hosts' /etc/resolv.conf (e.g. the lab DNS).
 	Resolvers []netip.Addr
+	// Files are written into every host at every boot (e.g. the lab
+	// registry's CA in /etc/docker/certs.d), as a cloud image would carry.
+	Files []labhost.File
 	// Log receives what the adapter does; nil discards it.
 	Log *slog.Logger
 }
@@ -61,7 +65,7 @@ func NewLabHosts(cfg LabHostsConfig) (*LabHosts, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &LabHosts{lab: cfg.Lab, dir: cfg.Dir, resolvers: cfg.Resolvers, log: cfg.Log, hosts: map[string]*labhost.Host{}}, nil
+	return &LabHosts{lab: cfg.Lab, dir: cfg.Dir, resolvers: cfg.Resolvers, files: cfg.Files, log: cfg.Log, hosts: map[string]*labhost.Host{}}, nil
 }
 
 // layerRecord is what LabHosts remembers of a layer beside its directory.
@@ -214,15 +218,15 @@ func (m *LabHosts) Start(ctx context.Context, spec MachineSpec) error {
 			return fmt.Errorf("start machine %s: mac %q: %w", spec.ID, spec.MAC, err)
 		}
 	}
-	var files []labhost.File
+	files := append([]labhost.File(nil), m.files...)
 	if rec.Copied {
 		// The first boot of a server made from another's disk is a new
 		// instance for cloud-init: new host keys, its own hostname.
-		files = []labhost.File{
+		files = append(files, []labhost.File{
 			{Path: "/etc/hostname", Data: []byte(hn + "\n")},
 			{Path: "/etc/hosts", Data: []byte("127.0.0.1\tlocalhost\n127.0.1.1\t" + hn +
 				"\n::1\tlocalhost ip6-localhost ip6-loopback\n")},
-		}
+		}...)
 	}
 	h, err := m.lab.Start(ctx, labhost.Spec{
 		Name: hostName(spec.ID), Hostname: hn, Release: release, LayerDir: m.layerDir(root),
