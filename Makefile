@@ -25,7 +25,7 @@ demo: build
 	./scripts/demo.sh
 
 lab-stop: build
-	./bin/lghsctl lab stop
+	./bin/lghsctl lab stop -i examples/lab/inventory.yaml
 
 clean:
 	rm -rf bin
