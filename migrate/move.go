@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -129,6 +130,39 @@ func ensureWritable(ctx context.Context, c *dbConn, host string) error {
 		return fmt.Errorf("the database on %s is not a writable primary (is its replica set initiated?)", host)
 	}
 	return nil
+}
+
+// EnsurePrimary checks that the target database accepts writes and, when
+// it does not and initiate is given (a one-node replica set never
+// initiated), initiates it and waits up to a minute for it to become
+// primary. changed says whether it initiated.
+func EnsurePrimary(ctx context.Context, t *Target, initiate func(context.Context) error, log *slog.Logger) (changed bool, err error) {
+	c, err := connect(ctx, t.Host, t.URI, logOrDiscard(log), connectOptions{})
+	if err != nil {
+		return false, err
+	}
+	defer c.Close(ctx)
+	if ensureWritable(ctx, c, t.Host.Name) == nil {
+		return false, nil
+	}
+	if initiate == nil {
+		return false, ensureWritable(ctx, c, t.Host.Name)
+	}
+	if err := initiate(ctx); err != nil {
+		return true, err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := ensureWritable(ctx, c, t.Host.Name)
+		if err == nil || time.Now().After(deadline) {
+			return true, err
+		}
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 type targetColl struct {

@@ -134,7 +134,8 @@ func (p *Preflight) Run(ctx context.Context) (*PlanReport, error) {
 	}
 
 	if p.DataDir != "" {
-		out, err := p.Target.Host.run(ctx, "df -Pk "+q(p.DataDir)+" | tail -n 1", nil)
+		// The nearest existing directory: the volume may not exist yet.
+		out, err := p.Target.Host.run(ctx, "d="+q(p.DataDir)+"; while [ ! -e \"$d\" ]; do d=$(dirname \"$d\"); done; df -Pk \"$d\" | tail -n 1", nil)
 		f := strings.Fields(string(out))
 		if err != nil || len(f) < 4 {
 			rep.add("free disk", false, "df %s on %s: %v", p.DataDir, p.Target.Host.Name, err)

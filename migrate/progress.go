@@ -76,6 +76,13 @@ func (p *Progress) Raw(n int) {
 	p.mu.Unlock()
 }
 
+// StreamBytes is the number of stream bytes read so far.
+func (p *Progress) StreamBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.raw
+}
+
 // Doc counts one document of a collection.
 func (p *Progress) Doc(name string, size int) {
 	p.mu.Lock()

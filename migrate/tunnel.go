@@ -208,6 +208,7 @@ type connectOptions struct {
 // forwarder with directConnection=true, so the driver never follows a
 // replica-set member name the local side cannot resolve.
 func connect(ctx context.Context, h Host, uri string, log *slog.Logger, o connectOptions) (*dbConn, error) {
+	log = logOrDiscard(log)
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme != "mongodb" || u.Host == "" {
 		return nil, fmt.Errorf("database URI %q: want mongodb://host:port", uri)
