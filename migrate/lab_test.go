@@ -57,21 +57,9 @@ func startLabPair(t *testing.T) *labPair {
 	signer, _ := ssh.NewSignerFromKey(priv)
 	authKey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
 
-	dbBin, err := labdb.Binary(ctx)
+	files, err := labdb.OldHostFiles(ctx, work)
 	if err != nil {
 		t.Fatal(err)
-	}
-	db, _ := os.ReadFile(dbBin)
-	tools := filepath.Join(work, "mongotools")
-	if err := labdb.BuildStatic(ctx, labdb.ToolsPackage, tools); err != nil {
-		t.Fatal(err)
-	}
-	toolsBin, _ := os.ReadFile(tools)
-	files := []labhost.File{
-		{Path: "/usr/local/bin/labdb-ferretdb", Mode: 0o755, Data: db},
-		{Path: "/usr/local/bin/mongotools", Mode: 0o755, Data: toolsBin},
-		{Path: "/usr/local/bin/mongodump", Mode: 0o755, Data: []byte("#!/bin/sh\nexec /usr/local/bin/mongotools mongodump \"$@\"\n")},
-		{Path: "/etc/systemd/system/labdb.service", Data: []byte(labdb.ServiceUnit)},
 	}
 	if err := labdb.GenerateUploads(p.uploads, 10, 300<<10, 11); err != nil {
 		t.Fatal(err)
@@ -97,20 +85,14 @@ func startLabPair(t *testing.T) *labPair {
 		if p.old, errOld = l.Start(ctx, labhost.Spec{Name: "escandalo", AuthorizedKeys: []string{authKey}, Files: files}); errOld != nil {
 			return
 		}
-		errOld = p.old.Run(ctx, labhost.Cmd{Args: []string{"systemctl", "enable", "--now", "labdb.service"}})
+		errOld = labdb.StartOldService(ctx, p.old)
 	}()
 	go func() {
 		defer wg.Done()
 		if p.new, errNew = l.Start(ctx, labhost.Spec{Name: "lghs-chat", AuthorizedKeys: []string{authKey}}); errNew != nil {
 			return
 		}
-		if errNew = p.new.Run(ctx, labhost.Cmd{Args: []string{"sh", "-c", "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null"}}); errNew != nil {
-			return
-		}
-		if errNew = p.new.ImportImage(ctx, strings.NewReader(string(image)), labdb.ImageRef, labdb.ImageChanges...); errNew != nil {
-			return
-		}
-		errNew = p.new.Run(ctx, labhost.Cmd{Args: []string{"docker", "run", "-d", "--name", "mongo", "--restart", "unless-stopped", "-p", "127.0.0.1:27017:27017", labdb.ImageRef}})
+		errNew = labdb.PrepareNewHost(ctx, p.new, image)
 	}()
 	wg.Wait()
 	for _, h := range []*labhost.Host{p.old, p.new} {
