@@ -51,11 +51,7 @@ func startLabPair(t *testing.T) *labPair {
 	ctx := testCtx(t)
 	work := t.TempDir()
 	p := &labPair{t: t, keyFile: filepath.Join(work, "id_ed25519"), known: filepath.Join(work, "known_hosts"), uploads: filepath.Join(work, "uploads")}
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	block, _ := ssh.MarshalPrivateKey(priv, "")
-	os.WriteFile(p.keyFile, pem.EncodeToMemory(block), 0o600)
-	signer, _ := ssh.NewSignerFromKey(priv)
-	authKey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	authKey := writeKey(t, p.keyFile)
 
 	files, err := labdb.OldHostFiles(ctx, work)
 	if err != nil {
@@ -105,6 +101,19 @@ func startLabPair(t *testing.T) *labPair {
 		t.Fatalf("lab hosts: old %v; new %v", errOld, errNew)
 	}
 	return p
+}
+
+// writeKey writes a new SSH private key and returns its authorized_keys
+// line.
+func writeKey(t *testing.T, path string) string {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, _ := ssh.MarshalPrivateKey(priv, "")
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := ssh.NewSignerFromKey(priv)
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
 }
 
 // host dials a lab host with lghsctl's SSH transport (host key pinned

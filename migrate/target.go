@@ -47,10 +47,14 @@ type Target struct {
 	// localhost:27017).
 	Mongorestore string
 	RestoreArgs  []string
-	// Writers per collection (default 2) and BatchBytes per insert
-	// (default 4 MiB) of the driver mode.
+	// Writers per collection (default 2), BatchBytes per insert (default
+	// 4 MiB) and InFlight, the most insert batches under way at once across
+	// all collections (default 4), of the driver mode. InFlight bounds
+	// memory (each batch is held twice: as received and as marshalled) and
+	// the write concurrency the target sees.
 	Writers    int
 	BatchBytes int
+	InFlight   int
 	// ReplyBytes sizes find batches when reading the target back
 	// (default 8 MiB).
 	ReplyBytes int64
@@ -102,6 +106,7 @@ type insertSink struct {
 	onDone  func(ns int, skipped []SkippedIndex, err error)
 	indexes map[int][]bson.Raw
 	names   map[int]string
+	slots   chan struct{}
 }
 
 type collSink struct {
@@ -124,7 +129,12 @@ func newInsertSink(ctx context.Context, db *mongo.Database, t *Target, log *slog
 	if b <= 0 {
 		b = 4 << 20
 	}
-	return &insertSink{ctx: ctx, db: db, log: log, writers: w, batch: b, colls: map[int]*collSink{}, onDone: onDone, indexes: map[int][]bson.Raw{}, names: map[int]string{}}
+	inflight := t.InFlight
+	if inflight <= 0 {
+		inflight = 4
+	}
+	return &insertSink{ctx: ctx, db: db, log: log, writers: w, batch: b, colls: map[int]*collSink{}, onDone: onDone, indexes: map[int][]bson.Raw{}, names: map[int]string{},
+		slots: make(chan struct{}, inflight)}
 }
 
 // prepare (re)creates a collection with the source's options and
@@ -178,7 +188,15 @@ func (s *insertSink) sink(ns int) *collSink {
 				if cs.failed() != nil {
 					continue // drain
 				}
-				if err := insertBatch(s.ctx, cs.coll, b); err != nil {
+				select {
+				case s.slots <- struct{}{}:
+				case <-s.ctx.Done():
+					cs.fail(s.ctx.Err())
+					continue
+				}
+				err := insertBatch(s.ctx, cs.coll, b)
+				<-s.slots
+				if err != nil {
 					cs.fail(err)
 				}
 			}

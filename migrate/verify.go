@@ -323,7 +323,9 @@ func targetSideSums(ctx context.Context, d *mongo.Database, reply int64, p *Prog
 	}
 	var mu sync.Mutex
 	var firstErr error
-	sem := make(chan struct{}, 4)
+	// Two at a time: each holds a reply of up to reply bytes and its
+	// digests, and the target is serving the app's database alone.
+	sem := make(chan struct{}, 2)
 	var wg sync.WaitGroup
 	for _, sp := range specs {
 		if skipNamespace(sp.Name, sp.Type) != "" {

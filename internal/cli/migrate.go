@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -119,7 +120,15 @@ func (g *Globals) openLocal(command string) (*cloudSession, error) {
 	return s, nil
 }
 
+// memoryLimit keeps a data move's memory near its working set (batches
+// in flight, replies, digests): the garbage collector works harder
+// instead of letting the heap double. GOMEMLIMIT overrides it.
+const memoryLimit = 150 << 20
+
 func (o *migrateOptions) open(ctx context.Context, command string, cloud *cloudNeeds) (*migrateSession, error) {
+	if o.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	var cs *cloudSession
 	var err error
 	if cloud != nil {

@@ -46,10 +46,21 @@ func StartOldService(ctx context.Context, h *labhost.Host) error {
 }
 
 // PrepareNewHost makes a lab host a "new" server's database side: Docker
-// (Debian's docker.io, through the lab's apt proxy, plus any extra
-// packages), the database image imported, and its container "mongo"
-// published on 127.0.0.1:27017. image is Image's rootfs.
+// (InstallDocker), the database image imported (ImportImage), and its
+// container "mongo" published on 127.0.0.1:27017 (RunContainer).
 func PrepareNewHost(ctx context.Context, h *labhost.Host, image []byte, extraPackages ...string) error {
+	if err := InstallDocker(ctx, h, extraPackages...); err != nil {
+		return err
+	}
+	if err := ImportImage(ctx, h, image, ImageRef); err != nil {
+		return err
+	}
+	return RunContainer(ctx, h)
+}
+
+// InstallDocker installs Debian's docker.io (and extra packages) through
+// the lab's apt proxy.
+func InstallDocker(ctx context.Context, h *labhost.Host, extraPackages ...string) error {
 	pkgs := "docker.io"
 	for _, p := range extraPackages {
 		pkgs += " " + p
@@ -57,8 +68,16 @@ func PrepareNewHost(ctx context.Context, h *labhost.Host, image []byte, extraPac
 	if err := h.Run(ctx, labhost.Cmd{Args: []string{"sh", "-c", "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q " + pkgs + " >/dev/null"}}); err != nil {
 		return fmt.Errorf("install docker on %s: %w", h.Name(), err)
 	}
-	if err := h.ImportImage(ctx, bytes.NewReader(image), ImageRef, ImageChanges...); err != nil {
-		return err
-	}
+	return nil
+}
+
+// ImportImage imports the database image (Image's rootfs) as ref.
+func ImportImage(ctx context.Context, h *labhost.Host, image []byte, ref string) error {
+	return h.ImportImage(ctx, bytes.NewReader(image), ref, ImageChanges...)
+}
+
+// RunContainer runs the database image as container "mongo", published on
+// the host's 127.0.0.1:27017.
+func RunContainer(ctx context.Context, h *labhost.Host) error {
 	return h.Run(ctx, labhost.Cmd{Args: []string{"docker", "run", "-d", "--name", "mongo", "--restart", "unless-stopped", "-p", "127.0.0.1:27017:27017", ImageRef}})
 }
