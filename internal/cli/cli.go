@@ -74,14 +74,6 @@ func (e usageError) Unwrap() error { return e.err }
 // check-mode run found changes.
 var ErrChangesPending = errors.New("changes pending")
 
-// notAvailableError is returned by commands whose capability is not built
-// yet (exit code 1).
-type notAvailableError struct{ what string }
-
-func (e notAvailableError) Error() string {
-	return fmt.Sprintf("%s is not available yet in this version of lghsctl", e.what)
-}
-
 // silentError carries an exit code for a failure that was already reported
 // to the user (e.g. a failed task shown in the recap).
 type silentError struct {
