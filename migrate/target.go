@@ -48,7 +48,7 @@ type Target struct {
 	Mongorestore string
 	RestoreArgs  []string
 	// Writers per collection (default 2), BatchBytes per insert (default
-	// 4 MiB) and InFlight, the most insert batches under way at once across
+	// 2 MiB) and InFlight, the most insert batches under way at once across
 	// all collections (default 4), of the driver mode. InFlight bounds
 	// memory (each batch is held twice: as received and as marshalled) and
 	// the write concurrency the target sees.
@@ -107,6 +107,7 @@ type insertSink struct {
 	indexes map[int][]bson.Raw
 	names   map[int]string
 	slots   chan struct{}
+	pool    sync.Pool
 }
 
 type collSink struct {
@@ -114,7 +115,7 @@ type collSink struct {
 	coll    *mongo.Collection
 	buf     []byte
 	offs    []int
-	queue   chan [][]byte
+	queue   chan *batch
 	closed  bool
 	writers sync.WaitGroup
 	mu      sync.Mutex
@@ -127,7 +128,7 @@ func newInsertSink(ctx context.Context, db *mongo.Database, t *Target, log *slog
 		w = 2
 	}
 	if b <= 0 {
-		b = 4 << 20
+		b = 2 << 20
 	}
 	inflight := t.InFlight
 	if inflight <= 0 {
@@ -178,7 +179,7 @@ func (s *insertSink) sink(ns int) *collSink {
 	if cs != nil {
 		return cs
 	}
-	cs = &collSink{name: s.names[ns], coll: s.db.Collection(s.names[ns]), queue: make(chan [][]byte, 1)}
+	cs = &collSink{name: s.names[ns], coll: s.db.Collection(s.names[ns]), queue: make(chan *batch, 1)}
 	s.colls[ns] = cs
 	for range s.writers {
 		cs.writers.Add(1)
@@ -194,8 +195,9 @@ func (s *insertSink) sink(ns int) *collSink {
 					cs.fail(s.ctx.Err())
 					continue
 				}
-				err := insertBatch(s.ctx, cs.coll, b)
+				err := insertBatch(s.ctx, cs.coll, b.docs)
 				<-s.slots
+				s.release(b)
 				if err != nil {
 					cs.fail(err)
 				}
@@ -225,6 +227,9 @@ func (s *insertSink) Document(ns int, doc []byte) error {
 	if err := cs.failed(); err != nil {
 		return fmt.Errorf("insert into %s.%s: %w", s.db.Name(), cs.name, err)
 	}
+	if cs.buf == nil {
+		cs.buf = s.acquire()
+	}
 	cs.offs = append(cs.offs, len(cs.buf))
 	cs.buf = append(cs.buf, doc...)
 	if len(cs.buf) >= s.batch {
@@ -233,25 +238,44 @@ func (s *insertSink) Document(ns int, doc []byte) error {
 	return nil
 }
 
+// batch is a run of documents in one buffer, recycled after its insert.
+type batch struct {
+	buf  []byte
+	docs [][]byte
+}
+
+func (s *insertSink) acquire() []byte {
+	if b, ok := s.pool.Get().([]byte); ok {
+		return b[:0]
+	}
+	return make([]byte, 0, s.batch+s.batch/4)
+}
+
+func (s *insertSink) release(b *batch) {
+	if cap(b.buf) <= s.batch*2 {
+		s.pool.Put(b.buf[:0]) //nolint:staticcheck // a slice header is fine here
+	}
+}
+
 func (s *insertSink) flush(cs *collSink) error {
 	if len(cs.offs) == 0 {
 		return nil
 	}
-	docs := make([][]byte, len(cs.offs))
+	b := &batch{buf: cs.buf, docs: make([][]byte, len(cs.offs))}
 	for i, o := range cs.offs {
 		end := len(cs.buf)
 		if i+1 < len(cs.offs) {
 			end = cs.offs[i+1]
 		}
-		docs[i] = cs.buf[o:end]
+		b.docs[i] = cs.buf[o:end]
 	}
 	select {
-	case cs.queue <- docs:
+	case cs.queue <- b:
 	case <-s.ctx.Done():
 		return s.ctx.Err()
 	}
-	// The queued batch keeps its buffer; start a new one.
-	cs.buf = make([]byte, 0, s.batch+s.batch/8)
+	// The queued batch keeps its buffer; take another.
+	cs.buf = nil
 	cs.offs = cs.offs[:0:0]
 	return nil
 }

@@ -319,7 +319,7 @@ func targetSideSums(ctx context.Context, d *mongo.Database, reply int64, p *Prog
 		return out, err
 	}
 	if reply <= 0 {
-		reply = 8 << 20
+		reply = 4 << 20
 	}
 	var mu sync.Mutex
 	var firstErr error
