@@ -255,7 +255,11 @@ func (m *Move) moveDB(ctx context.Context, store *stateStore, st *DataState, tc 
 		return fmt.Errorf("start %s: %w", m.Source.Name(), err)
 	}
 	defer rc.Close()
-	counter := &countingReader{r: rc, p: m.progress()}
+	// Up to 32 MiB read ahead: the old host keeps dumping while the
+	// target digests a burst of one collection.
+	ra := newReadAhead(rc, 32, 1<<20)
+	defer ra.Close()
+	counter := &countingReader{r: ra, p: m.progress()}
 	defer func() { res.StreamBytes += counter.n }()
 	var stream io.Reader = counter
 	if m.Archive != nil {
@@ -484,8 +488,12 @@ func (m *Move) moveDB(ctx context.Context, store *stateStore, st *DataState, tc 
 
 	if sink != nil {
 		if loopErr != nil {
-			cancelSink()
-			sink.Abort()
+			if ctx.Err() != nil {
+				cancelSink()
+				sink.Abort()
+			} else {
+				sink.AbortUnfinished(loopErr)
+			}
 			return loopErr
 		}
 		if err := sink.Wait(); err != nil {

@@ -309,6 +309,24 @@ func (s *insertSink) End(ns int) error {
 	return nil
 }
 
+// AbortUnfinished gives up the collections whose end was not seen (their
+// writers drop what is queued) and waits for the others to finish: a
+// collection complete in the stream is still recorded as copied after a
+// cut, so a re-run skips it.
+func (s *insertSink) AbortUnfinished(err error) {
+	for _, cs := range s.colls {
+		if !cs.closed {
+			cs.fail(err)
+			close(cs.queue)
+			cs.closed = true
+		}
+	}
+	for _, cs := range s.colls {
+		cs.writers.Wait()
+	}
+	s.wg.Wait()
+}
+
 // Abort stops feeding (the caller cancels the sink's context first) and
 // waits for the writers and finishers.
 func (s *insertSink) Abort() {
