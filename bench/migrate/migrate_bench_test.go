@@ -47,8 +47,15 @@ func timed(fn func() error) (time.Duration, error) {
 }
 
 // BenchmarkLabMoveAgainstTheRunbook runs the side-by-side once (use
-// -benchtime 1x); see the package doc and run.sh.
-func BenchmarkLabMoveAgainstTheRunbook(b *testing.B) {
+// -benchtime 1x) on the LgHS-proportioned data set; see the package doc
+// and run.sh.
+func BenchmarkLabMoveAgainstTheRunbook(b *testing.B) { sideBySide(b, labdb.BenchShape) }
+
+// BenchmarkLabMoveAgainstTheRunbookDocHeavy is the same with six times
+// more small documents per megabyte than the LgHS database.
+func BenchmarkLabMoveAgainstTheRunbookDocHeavy(b *testing.B) { sideBySide(b, labdb.DocHeavyShape) }
+
+func sideBySide(b *testing.B, shape labdb.Shape) {
 	l := labtest.Lab(b, labhost.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
@@ -148,7 +155,7 @@ func BenchmarkLabMoveAgainstTheRunbook(b *testing.B) {
 		if mc, gerr = mongo.Connect(options.Client().ApplyURI("mongodb://" + tun.Addr()).SetDirect(true)); gerr == nil {
 			if gerr = mc.Ping(ctx, nil); gerr == nil {
 				genStart := time.Now()
-				gerr = labdb.Generate(ctx, mc, "rocketchat", labdb.BenchShape)
+				gerr = labdb.Generate(ctx, mc, "rocketchat", shape)
 				b.Logf("generated the data set in %v", time.Since(genStart).Round(time.Second))
 				mc.Disconnect(ctx)
 				break

@@ -6,5 +6,5 @@
 # 2 cores, most of it the lab database (FerretDB/SQLite) working.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-go test -run '^$' -bench 'LabMoveAgainstTheRunbook' -benchtime 1x -count 1 -timeout 90m -v ./bench/migrate |
+go test -run '^$' -bench "${BENCH:-LabMoveAgainstTheRunbook$}" -benchtime 1x -count 1 -timeout 90m -v ./bench/migrate |
   grep -vE '^\s+labtest.go|^=== |^goos|^goarch|^pkg|^cpu'

@@ -32,9 +32,16 @@ type Shape struct {
 // SmallShape is a few seconds of FerretDB work.
 var SmallShape = Shape{Users: 60, Rooms: 12, Messages: 1500, Files: 6, FileSize: 600 << 10, Seed: 20220927}
 
-// BenchShape is at least 200 MB: 100k messages, 15k subscriptions and 160
-// GridFS files of 1 MiB (the LgHS proportions: chunks are most bytes).
-var BenchShape = Shape{Users: 3000, Rooms: 300, Messages: 100000, Files: 160, FileSize: 1 << 20, Seed: 20220927}
+// BenchShape is at least 200 MB in the LgHS database's proportions
+// (513,657 documents for 2.6 GB, 2.4 GB of them GridFS chunks: about
+// 5 KB per document on average): 25k messages, 16k subscriptions, 800
+// users, 80 rooms, and 240 GridFS files of up to 1 MiB.
+var BenchShape = Shape{Users: 800, Rooms: 80, Messages: 25000, Files: 240, FileSize: 1 << 20, Seed: 20220927}
+
+// DocHeavyShape has six times more small documents per megabyte than the
+// LgHS database (100k messages, 200k subscriptions, 160 files): it stresses
+// the database stand-in's per-document cost.
+var DocHeavyShape = Shape{Users: 3000, Rooms: 300, Messages: 100000, Files: 160, FileSize: 1 << 20, Seed: 20220927}
 
 const chunkSize = 261120
 
