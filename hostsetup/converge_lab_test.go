@@ -115,6 +115,9 @@ func convergeAndDrift(t *testing.T, lb *labhost.Lab, release string) {
 		if x, _ := lr.task("apt: packages"); !strings.Contains(x.Message, "rsync") || strings.Contains(x.Message, "tmux") {
 			t.Errorf("apt: packages says %q, want rsync alone", x.Message)
 		}
+		if x, _ := lr.task("service nginx"); x.Message != "would start" {
+			t.Errorf("service nginx says %q in check mode, want \"would start\"", x.Message)
+		}
 		if x, _ := lr.task("docker: daemon.json"); !strings.Contains(x.Diff, `-{"log-driver": "journald"}`) || !strings.Contains(x.Diff, `+  "log-driver": "json-file",`) {
 			t.Errorf("daemon.json diff:\n%s", x.Diff)
 		}

@@ -197,24 +197,25 @@ func (r *Run) restartUnit(unit string) func(context.Context, task.Env) (task.Res
 func (r *Run) ensureUnit(unit string) task.Step {
 	return task.Step{Name: "service " + strings.TrimSuffix(unit, ".service"), Run: func(ctx context.Context, env task.Env) (task.Result, error) {
 		u := r.facts.Units[unit]
-		var cmds, what []string
+		var cmds, what, would []string
 		if u.Enabled != "enabled" && u.Enabled != "static" {
 			cmds = append(cmds, "systemctl enable "+quote(unit))
-			what = append(what, "enabled")
+			what, would = append(what, "enabled"), append(would, "enable")
 		}
 		if u.Active != "active" {
 			cmds = append(cmds, "systemctl start "+quote(unit))
-			what = append(what, "started")
+			what, would = append(what, "started"), append(would, "start")
 		}
 		if len(cmds) == 0 {
 			return task.Unchanged(), nil
 		}
-		if !env.Check {
-			if _, err := r.host.Run(ctx, strings.Join(cmds, " && "), nil); err != nil {
-				return task.Result{}, fmt.Errorf("%s %s: %w", strings.Join(what, " and "), unit, err)
-			}
-			r.facts.Units[unit] = UnitFact{Enabled: "enabled", Active: "active"}
+		if env.Check {
+			return task.Changedf("would %s", strings.Join(would, " and ")), nil
 		}
+		if _, err := r.host.Run(ctx, strings.Join(cmds, " && "), nil); err != nil {
+			return task.Result{}, fmt.Errorf("%s %s: %w", strings.Join(what, " and "), unit, err)
+		}
+		r.facts.Units[unit] = UnitFact{Enabled: "enabled", Active: "active"}
 		return task.Changedf("%s", strings.Join(what, ", ")), nil
 	}}
 }
