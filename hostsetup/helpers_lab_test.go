@@ -39,14 +39,14 @@ dns:
 acme: {email: admin@example.test, directory: "https://acme.example.test/dir"}
 ssh_keys:
   - name: alice
-    public_key: "%s"
+    public_key: "{{key}}"
 admins:
   - name: alice
     ssh_keys: [alice]
 hosts:
   - name: h1
     provider: none
-    ssh: {address: %s}
+    ssh: {address: {{address}}}
     packages: [tmux, vim, rsync]
     docker: {source: debian}
     directories:
@@ -68,7 +68,7 @@ dns:
 hosts:
   - name: h1
     provider: none
-    ssh: {address: %s}
+    ssh: {address: {{address}}}
     unattended_upgrades: false
 `
 
@@ -116,21 +116,25 @@ func newLabRig(t *testing.T, lb *labhost.Lab, name, release string) *labRig {
 	}}
 }
 
-// inventory parses an inventory format with the host's address (and the
-// rig's key where the format asks for a key first).
-func (r *labRig) inventory(format string) *inventory.File {
+// inventory parses an inventory whose {{address}} is the host's address
+// and {{key}} the rig's public key.
+func (r *labRig) inventory(yaml string) *inventory.File {
 	r.t.Helper()
-	var data string
-	if strings.Count(format, "%s") == 2 {
-		data = fmt.Sprintf(format, r.authKey, r.h.Addr4())
-	} else {
-		data = fmt.Sprintf(format, r.h.Addr4())
-	}
+	data := strings.NewReplacer("{{address}}", r.h.Addr4().String(), "{{key}}", r.authKey).Replace(yaml)
 	f, err := inventory.Parse("inventory.yaml", []byte(data))
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	return f
+}
+
+// put writes a file inside the host without SSH.
+func (r *labRig) put(ctx context.Context, p string, mode fs.FileMode, data []byte) {
+	r.t.Helper()
+	cmd := fmt.Sprintf("mkdir -p \"$(dirname %s)\" && cat > %s && chmod %04o %s", quote(p), quote(p), mode, quote(p))
+	if err := r.h.Run(ctx, labhost.Cmd{Args: []string{"sh", "-c", cmd}, Stdin: bytes.NewReader(data)}); err != nil {
+		r.t.Fatalf("write %s in %s: %v", p, r.h.Name(), err)
+	}
 }
 
 // config is host setup's configuration for the rig, as up builds it.

@@ -247,12 +247,46 @@ func (r *Run) nginxSites(ctx context.Context, env task.Env) (task.Result, error)
 	return res, nil
 }
 
-// reloadNginx is the handler: test the configuration, then reload.
+// reloadNginxScript tests the configuration, reloads nginx, and returns
+// only once the reload has taken effect. systemctl reload returns as soon
+// as nginx's master has the signal; until the master has loaded the new
+// configuration and told the old workers to stop, they keep accepting
+// connections with the old one (a check right after the run, like up's
+// HTTPS verification, would see the old certificate). An old worker that
+// stopped accepting retitles itself "worker process is shutting down"; it
+// may live on for the connections it still serves (websockets), so the
+// wait is for that, not for its exit. Exit 4: the master never retired
+// the old workers, i.e. it did not apply the configuration.
+const reloadNginxScript = `set -e
+nginx -t -q
+old=
+if pid=$(cat /run/nginx.pid 2>/dev/null) && [ -n "$pid" ]; then
+  for c in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+    if grep -q 'worker process' /proc/"$c"/cmdline 2>/dev/null; then old="$old $c"; fi
+  done
+fi
+systemctl reload-or-restart nginx.service
+i=0
+while [ $i -lt 200 ]; do
+  busy=
+  for w in $old; do
+    if [ -r /proc/"$w"/cmdline ] && ! grep -q 'shutting down' /proc/"$w"/cmdline 2>/dev/null; then busy=1; fi
+  done
+  [ -z "$busy" ] && exit 0
+  sleep 0.1
+  i=$((i+1))
+done
+echo "nginx still serves with its previous configuration 20s after the reload (see /var/log/nginx/error.log)" >&2
+exit 4
+`
+
+// reloadNginx is the handler: test the configuration, reload, and wait
+// until nginx serves with the new configuration.
 func (r *Run) reloadNginx(ctx context.Context, env task.Env) (task.Result, error) {
 	if env.Check {
 		return task.Changedf("would reload nginx"), nil
 	}
-	if _, err := r.host.Run(ctx, "nginx -t -q && systemctl reload-or-restart nginx.service", nil); err != nil {
+	if _, err := r.host.Run(ctx, reloadNginxScript, nil); err != nil {
 		return task.Result{}, fmt.Errorf("reload nginx: %w", err)
 	}
 	return task.Changedf("reloaded nginx"), nil
