@@ -57,6 +57,7 @@ func (r *Run) aptUpdate(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("apt-get update: %w", err)
 	}
 	r.facts.AptListsAge = 0
+	r.listsRefreshed = true
 	return true, nil
 }
 
@@ -84,7 +85,9 @@ func (r *Run) installPackages(ctx context.Context, env task.Env) (task.Result, e
 	for i, p := range missing {
 		names[i], _, _ = strings.Cut(p, "=")
 	}
-	cmd := fmt.Sprintf("%s apt-get install %s %s && dpkg-query -W -f='${Package}\\t${Version}\\n' -- %s",
+	// dpkg-query exits 1 when one of the packages is not installed (nginx
+	// on a host without sites): only its exit 2 is a failure.
+	cmd := fmt.Sprintf("%s apt-get install %s %s && { dpkg-query -W -f='${Package}\\t${Version}\\n' -- %s 2>/dev/null; [ $? -le 1 ]; }",
 		aptEnv, aptOpts, quoteAll(missing), quoteAll(append(names, "openssh-server", "nginx")))
 	out, err := r.host.Run(ctx, cmd, nil)
 	if err != nil {
@@ -138,10 +141,11 @@ func (r *Run) refreshUnits(ctx context.Context) error {
 }
 
 // distUpgrade upgrades every package when upgrades are pending. It looks
-// only when the package lists are refreshed (older than the threshold), so
-// a converged host is not charged an apt simulation on every run.
+// only when the package lists are refreshed (older than the threshold, or
+// refreshed earlier in this run by the packages step), so a converged host
+// is not charged an apt simulation on every run.
 func (r *Run) distUpgrade(ctx context.Context, env task.Env) (task.Result, error) {
-	if r.facts.AptListsAge < r.cfg.AptMaxAge && r.facts.Upgradable <= 0 {
+	if !r.listsRefreshed && r.facts.AptListsAge < r.cfg.AptMaxAge && r.facts.Upgradable <= 0 {
 		return task.Unchanged(), nil
 	}
 	if env.Check {

@@ -55,6 +55,9 @@ type Run struct {
 	facts *Facts
 	// nginx holds what the nginx steps learned (version, previous files).
 	nginx nginxState
+	// listsRefreshed: this run ran apt-get update (so pending upgrades
+	// have not been looked at with these lists yet).
+	listsRefreshed bool
 }
 
 // NewRun prepares a run; Attach gives it the connected host.
