@@ -138,8 +138,18 @@ func (r *Run) sshdStep() task.Step {
 			}
 			return task.Result{}, fmt.Errorf("new logins failed after the sshd change, so it was rolled back: %w", err)
 		}
-		if _, err := r.host.Run(ctx, fmt.Sprintf("systemctl stop %s.timer; rm -f %s", rollbackUnit, sshdBackup), nil); err != nil {
+		// The timer may have fired while the login was being verified (a
+		// slow link): the previous file is then back, and the change must
+		// not be reported as made. A pending timer is "waiting"; a fired
+		// one "elapsed" (or gone).
+		confirm := fmt.Sprintf("if [ \"$(systemctl show -p SubState --value %s.timer)\" != waiting ]; then echo fired; exit 0; fi; systemctl stop %s.timer; rm -f %s",
+			rollbackUnit, rollbackUnit, sshdBackup)
+		out, err := r.host.Run(ctx, confirm, nil)
+		if err != nil {
 			return task.Result{}, fmt.Errorf("confirm sshd change (disarm rollback timer): %w", err)
+		}
+		if strings.TrimSpace(string(out)) == "fired" {
+			return task.Result{}, fmt.Errorf("the new login was verified, but the rollback timer fired before the change was confirmed (after %s): the previous sshd configuration is back; run again", r.cfg.RollbackAfter)
 		}
 		r.facts.Paths[sshdDropIn] = PathFact{Type: "file", Mode: 0o644, Owner: "root", Group: "root", SHA256: digest(f.Content)}
 		return res, nil

@@ -231,3 +231,39 @@ func TestLabSSHDTimerRestoresAccessWhenTheConnectionDiesAfterTheReload(t *testin
 		})
 	}
 }
+
+// TestLabSSHDChangeTheTimerRevertedBeforeTheConfirmationIsNotReported:
+// when verifying the new login takes longer than RollbackAfter, the
+// on-host timer restores the previous drop-in before host setup confirms;
+// the step must then fail saying so, not report the change as made (the
+// host has the previous configuration), and the next run installs it.
+func TestLabSSHDChangeTheTimerRevertedBeforeTheConfirmationIsNotReported(t *testing.T) {
+	lb := labtest.Lab(t, labhost.Config{})
+	ctx := labCtx(t, 5*time.Minute)
+	rig := newLabRig(t, lb, "slowverify", "")
+	rig.mustRun(ctx, "hardening", rig.sshdConfig(), false)
+	before := rig.sshdState(ctx)
+
+	cfg := rig.sshdConfig("ClientAliveInterval 300")
+	cfg.RollbackAfter = time.Second
+	cfg.VerifyLogin = func(ctx context.Context, user string) error {
+		time.Sleep(3 * time.Second) // a slow link, a loaded host
+		return rig.verifyLogin(ctx, user)
+	}
+	lr := rig.run(ctx, "verification slower than the rollback timer", cfg, false)
+	after := rig.sshdState(ctx)
+	if after.dropIn != before.dropIn {
+		t.Fatalf("the timer did not restore the previous drop-in: %+v", after)
+	}
+	x, _ := lr.task("sshd: hardening")
+	if x.Status != report.Failed || !strings.Contains(x.Message, "the rollback timer fired before the change was confirmed") {
+		t.Errorf("sshd: hardening %s %q, but the host has the previous drop-in", x.Status, x.Message)
+	}
+	lr = rig.mustRun(ctx, "again with the default timer", rig.sshdConfig("ClientAliveInterval 300"), false)
+	if got := lr.res.changed(); len(got) != 1 || got[0] != "sshd: hardening" {
+		t.Errorf("changed %q, want sshd: hardening", got)
+	}
+	if got := rig.sshdState(ctx); !strings.Contains(rig.sh(ctx, "sshd -T | grep ^clientaliveinterval"), "300") || got.timer {
+		t.Errorf("not installed: %+v", got)
+	}
+}
