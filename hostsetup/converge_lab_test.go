@@ -13,6 +13,8 @@ import (
 // TestLabHostSetupConvergesAndReportsDrift is issue #6's convergence
 // acceptance on a real Debian host of each supported release, through
 // lghsctl's SSH transport, one connection per run as up makes it:
+//   - check mode on the fresh host plans every task with the facts
+//     command alone, and the host stays as it was;
 //   - a fresh host converges in one run (and the result is checked on the
 //     host, not taken from the report);
 //   - a second run reports changed=0 and costs at most two remote
@@ -33,7 +35,25 @@ func convergeAndDrift(t *testing.T, lb *labhost.Lab, release string) {
 	rig := newLabRig(t, lb, "conv-"+release, release)
 	cfg := rig.config(rig.inventory(labInventory))
 
-	ok := t.Run("fresh host converges in one run", func(t *testing.T) {
+	ok := t.Run("check mode on the fresh host plans every task and changes nothing", func(t *testing.T) {
+		lr := rig.mustRun(ctx, "check mode on a fresh "+release+" host", cfg, true)
+		want := []string{"apt: packages", "apt: unattended upgrades", "admin alice", "sshd: hardening", "docker: daemon.json", "service docker",
+			"directories", "nginx: temporary certificates", "nginx: sites", "service nginx", "restart docker", "reload nginx"}
+		if got := lr.res.changed(); !slices.Equal(got, want) {
+			t.Errorf("check mode planned %q\nwant %q", got, want)
+		}
+		if len(lr.ops) != 1 {
+			t.Errorf("check mode sent %q, want the facts command alone", lr.ops)
+		}
+		if got := rig.sh(ctx, "dpkg-query -W -f='${db:Status-Abbrev}\\n' nginx docker.io tmux 2>/dev/null | grep -c ^ii; getent passwd alice; find /etc/ssh/sshd_config.d /srv -mindepth 1"); got != "0\n" {
+			t.Errorf("check mode changed the host: %q", got)
+		}
+	})
+	if !ok {
+		return
+	}
+
+	ok = t.Run("fresh host converges in one run", func(t *testing.T) {
 		lr := rig.mustRun(ctx, "first run on a fresh "+release+" host", cfg, false)
 		if lr.recap.Changed == 0 || lr.recap.Failed != 0 {
 			t.Fatalf("recap %+v", lr.recap)
