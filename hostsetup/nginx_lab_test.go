@@ -289,3 +289,28 @@ func TestLabNginxProxiesHTTPAndWebsocketUpgradesToTheApp(t *testing.T) {
 		t.Errorf("frame back: %x %q, want text %q", head[0], echo, payload)
 	}
 }
+
+// TestLabNginxFirstRunThatNginxTRejectsLeavesDebiansDefaultSite: on a
+// fresh host, a first run whose site nginx -t refuses removes what it
+// wrote, puts Debian's default site back, and nginx keeps serving it (the
+// reload the new temporary certificate asked for reloads that); the fixed
+// inventory then converges.
+func TestLabNginxFirstRunThatNginxTRejectsLeavesDebiansDefaultSite(t *testing.T) {
+	lb := labtest.Lab(t, labhost.Config{})
+	ctx := labCtx(t, 10*time.Minute)
+	rig := newLabRig(t, lb, "nginx-first", "")
+	lr := rig.run(ctx, "first run, upstream app.invalid:3000", rig.nginxConfig("app.invalid:3000"), false)
+	if x, _ := lr.task("nginx: sites"); lr.err == nil || x.Status != report.Failed || !strings.Contains(x.Message, "the previous one was restored") {
+		t.Fatalf("nginx: sites %s %q", x.Status, x.Message)
+	}
+	got := rig.sh(ctx, "find /etc/nginx/conf.d /etc/nginx/sites-available /etc/nginx/sites-enabled -mindepth 1 | sort; readlink /etc/nginx/sites-enabled/*")
+	if want := "/etc/nginx/sites-available/default\n/etc/nginx/sites-enabled/default\n/etc/nginx/sites-available/default\n"; got != want {
+		t.Errorf("nginx's configuration directories: %q, want Debian's default site alone %q", got, want)
+	}
+	if out := rig.sh(ctx, "systemctl is-active nginx; curl -s http://127.0.0.1/ | grep -c '<title>Welcome to nginx'"); out != "active\n1\n" {
+		t.Errorf("nginx does not serve its default site: %q", out)
+	}
+	if lr := rig.mustRun(ctx, "fixed upstream", rig.nginxConfig("[::1]:3000"), false); lr.recap.Failed != 0 {
+		t.Fatal("the fixed inventory does not converge")
+	}
+}
