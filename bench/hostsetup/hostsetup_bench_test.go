@@ -329,7 +329,7 @@ func BenchmarkLabHostSetupAgainstAnsible(b *testing.B) {
 		{name: "`ssh host true` (new connection)"},
 		{name: "check-noop.sh over one new connection"},
 		{name: "`lghsctl validate` (process + inventory, no SSH)"},
-		{name: "`ssh host true`, curve25519-sha256 (lghsctl's key exchange)"},
+		{name: "`ssh host true`, curve25519-sha256 (lghsctl's key exchange on bookworm)"},
 	}
 	runs := []func() result{
 		func() result { return must("no-op lghsctl", bn.runLghsctl(ctx, h), 0) },
