@@ -46,6 +46,12 @@ func TestLabChangedHostKeyStopsTheRunBeforeAnyCommand(t *testing.T) {
 	rig.sh(ctx, "rm -f /run/lghsctl-commands")
 
 	rig.sh(ctx, "rm -f /etc/ssh/ssh_host_*_key* && ssh-keygen -A -q && systemctl restart ssh.service")
+	for i := 0; !labtest.TCPAnswers(rig.h.SSHAddr()); i++ {
+		if i == 50 {
+			t.Fatal("sshd does not answer after its restart")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	lr := rig.run(ctx, "run after the host key changed", cfg, false)
 	if lr.err == nil || lr.recap.Unreachable != 1 {
 		t.Fatalf("recap %+v, err %v: want the host unreachable", lr.recap, lr.err)

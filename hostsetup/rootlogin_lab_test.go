@@ -68,7 +68,7 @@ func TestLabRootLoginNoOnlyOnceTheAdminLogsIn(t *testing.T) {
 	if got := strings.TrimSpace(rig.sh(ctx, "sshd -T | grep '^permitrootlogin '")); got != "permitrootlogin no" {
 		t.Errorf("sshd: %q", got)
 	}
-	_, err := remote.Dial(ctx, asRoot)
+	err := login(ctx, asRoot)
 	var auth *remote.AuthError
 	if !errors.As(err, &auth) {
 		t.Errorf("root login after root_login: no: %v, want refused", err)

@@ -33,21 +33,39 @@ func (r *labRig) sshdState(ctx context.Context) sshdState {
 	s.staged = r.fileDigest(ctx, sshdStaged) != ""
 	out, _ := r.shErr(ctx, "systemctl is-active "+rollbackUnit+".timer")
 	s.timer = strings.TrimSpace(out) == "active"
-	n := strings.TrimSpace(r.sh(ctx, "journalctl -u ssh.service --no-pager -o cat | grep -c 'Received SIGHUP' || true"))
+	// sshd logs the signal when it handles it, after systemctl reload
+	// returned: let it, and journald, catch up.
+	time.Sleep(300 * time.Millisecond)
+	n := strings.TrimSpace(r.sh(ctx, "journalctl --sync; journalctl -u ssh.service --no-pager -o cat | grep -c 'Received SIGHUP' || true"))
 	s.reloads, _ = strconv.Atoi(n)
 	s.effective = r.sh(ctx, "sshd -T | grep -E '^(allowusers|subsystem|maxauthtries|passwordauthentication) ' | sort")
 	return s
 }
 
 // loginWorks proves that a new connection with lghsctl's key still gets in
-// and runs a command.
+// and runs a command. sshd re-executes itself on a reload and refuses
+// connections meanwhile, so connection errors are retried for a few
+// seconds; an authentication or host key error is the answer.
 func (r *labRig) loginWorks(ctx context.Context) error {
-	c, err := r.dial(ctx)
-	if err != nil {
-		return err
+	return login(ctx, r.rcfg)
+}
+
+func login(ctx context.Context, cfg remote.Config) error {
+	var err error
+	for range 20 {
+		var c *remote.Client
+		if c, err = remote.Dial(ctx, cfg); err == nil {
+			_, err = c.Run(ctx, "true", nil)
+			c.Close()
+			return err
+		}
+		var auth *remote.AuthError
+		var changed *remote.HostKeyChangedError
+		if errors.As(err, &auth) || errors.As(err, &changed) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
-	defer c.Close()
-	_, err = c.Run(ctx, "true", nil)
 	return err
 }
 
