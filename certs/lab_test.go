@@ -165,16 +165,16 @@ func zoneOf(name string) string {
 	return ""
 }
 
+// testLogger is a debug logger whose lines are shown, the last ones
+// only, when the test fails: a failure's own message stays in view.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p[:len(p)-1]))
-	return len(p), nil
+	buf := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last lines of the debug log:\n%s", lastLines(buf.String(), 40))
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // freePort returns a TCP port free on loopback.

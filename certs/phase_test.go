@@ -5,7 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/json"
-	"io"
+
 	"log/slog"
 	"strings"
 	"sync"
@@ -75,7 +75,14 @@ func newPhaseRig(t *testing.T, l *lab) *phaseRig {
 		t.Fatal(err)
 	}
 	r := &phaseRig{l: l, inv: inv, state: t.TempDir(), bin: fakeELF(elf.EM_X86_64, false), logBuf: &syncBuffer{}}
-	r.log = slog.New(slog.NewTextHandler(io.MultiWriter(r.logBuf, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The debug log is kept, not streamed: a failing test shows its last
+	// lines after the failure's own message, which stays readable.
+	r.log = slog.New(slog.NewTextHandler(r.logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last lines of the debug log:\n%s", lastLines(r.logBuf.String(), 40))
+		}
+	})
 	settings := l.settings(t)
 	settings.Logger = r.log
 	r.cfg = PhaseConfig{
@@ -105,7 +112,7 @@ func (r *phaseRig) run(t *testing.T, h *fakeHost, check bool) (string, report.Ho
 	tally := report.NewTally(txt)
 	runner := task.Runner{Check: check, Diff: true, Reporter: tally, Log: r.log}
 	err = runner.Run(context.Background(), []task.Target{p.Target(func(context.Context) error { p.Attach(h); return nil }, nil)})
-	t.Logf("check=%v:\n%s", check, out.String())
+	t.Logf("check=%v: err %v:\n%s", check, err, withoutDiffs(out.String()))
 	noSecrets(t, r.l, "debug log (lego's lines included)", r.logBuf.String())
 	recaps := tally.Recaps()
 	if len(recaps) != 1 {
@@ -258,7 +265,10 @@ func TestPhasePinsANewAccountInCAABeforeReissuing(t *testing.T) {
 	if _, _, err := r.run(t, h, false); err != nil {
 		t.Fatal(err)
 	}
-	old, _ := PeekAccount(r.state, r.cfg.Settings)
+	old, err := PeekAccount(r.state, r.cfg.Settings)
+	if old == nil {
+		t.Fatalf("no account stored after the first run: %v", err)
+	}
 
 	r.state = t.TempDir()
 	r.cfg.StateDir = r.state
@@ -280,4 +290,25 @@ func TestPhasePinsANewAccountInCAABeforeReissuing(t *testing.T) {
 			t.Errorf("CAA at %s: %s", n, got)
 		}
 	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// withoutDiffs keeps a report's task lines (the ones a failure is about),
+// not the diffs under them.
+func withoutDiffs(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "-") && !strings.HasPrefix(l, "+") && !strings.HasPrefix(l, "@") && !strings.HasPrefix(l, "(") && !strings.HasPrefix(l, "add ") && !strings.HasPrefix(l, "remove ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
