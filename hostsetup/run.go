@@ -98,7 +98,12 @@ func (r *Run) Target(connect func(ctx context.Context) error, close func()) task
 	if dirs := r.directories(); len(dirs) > 0 {
 		steps = append(steps, r.fileStep("directories", dirs, nil))
 	}
-	steps = append(steps, r.appSteps()...)
+	if app := r.appSteps(); len(app) > 0 {
+		// Containers start under the Docker daemon's final configuration,
+		// not before a restart that would bounce them.
+		steps = append(steps, task.FlushHandlers())
+		steps = append(steps, app...)
+	}
 	steps = append(steps, r.nginxSteps()...)
 	return task.Target{
 		Name:     r.cfg.Host.Name,

@@ -838,9 +838,11 @@ func (v *validator) ladderStep(p string, st LadderStep, after bool) {
 }
 
 var (
-	reProject    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	reService    = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
-	reImage      = regexp.MustCompile(`^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$`)
+	reProject = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	reService = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+	// An image reference: an optional registry (host[:port]/), the
+	// repository, an optional tag and digest.
+	reImage      = regexp.MustCompile(`^([a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?/)?[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$`)
 	reReplicaSet = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 )
 

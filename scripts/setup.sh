@@ -16,6 +16,9 @@ declare -A tools=(
   [busybox]=busybox-static
   [dig]=dnsutils
   [git]=git
+  [curl]=curl
+  [openssl]=openssl
+  [file]=file
   [make]=make
 )
 for cmd in "${!tools[@]}"; do
@@ -41,4 +44,15 @@ fi
 # Go tools pinned by go.mod: Pebble, Let's Encrypt's test CA, installed
 # into $(go env GOPATH)/bin at the version go.mod requires.
 go install github.com/letsencrypt/pebble/v2/cmd/pebble
+
+# The lab's own programs, which its container images are made of: the
+# MongoDB stand-in (FerretDB, its own module: a few minutes the first
+# time), the mongodump/mongorestore stand-in and the Rocket.Chat stand-in.
+cd "$(dirname "$0")/.."
+bin=$(go env GOPATH)/bin
+db_src=internal/lab/labdb/ferretdb
+if [ ! -x "$bin/labdb-ferretdb" ] || [ -n "$(find "$db_src" -newer "$bin/labdb-ferretdb" -name '*.go' -o -newer "$bin/labdb-ferretdb" -name 'go.*' | head -1)" ]; then
+  internal/lab/labdb/build.sh "$bin"
+fi
+CGO_ENABLED=0 go install -trimpath ./internal/lab/labdb/mongotools ./internal/lab/labapp/cmd/labapp
 echo "setup: ok"

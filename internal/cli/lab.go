@@ -20,7 +20,10 @@ import (
 
 	"github.com/lghs/lghsctl/certs"
 	"github.com/lghs/lghsctl/internal/lab/labd"
+	"github.com/lghs/lghsctl/internal/lab/labdb"
 	"github.com/lghs/lghsctl/internal/lab/labhost"
+	"github.com/lghs/lghsctl/internal/lab/labreg"
+	"github.com/lghs/lghsctl/inventory"
 )
 
 type labOptions struct {
@@ -190,11 +193,16 @@ func (o *labOptions) runForeground(ctx context.Context) error {
 	os.Remove(filepath.Join(dir, "known_hosts"))
 	runCtx, stop := signal.NotifyContext(context.WithoutCancel(ctx), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	images, err := labImages(runCtx, f)
+	if err != nil {
+		return err
+	}
 	lab, err := labd.Start(runCtx, labd.Config{
 		StateDir:     dir,
 		Zones:        zones,
 		MainTokenEnv: f.DNS.Token.Env,
 		PebbleDirs:   pebbleDirs,
+		Images:       images,
 		Log:          log,
 	})
 	if err != nil {
@@ -354,4 +362,41 @@ func (o *labOptions) stop(ctx context.Context) error {
 	}
 	fmt.Fprintln(o.Err, "the lab stopped")
 	return nil
+}
+
+// labImages builds the images the inventory names under the lab registry
+// (its app services and the upgrade ladder's rungs): the lab's MongoDB and
+// Rocket.Chat stand-ins, which hosts pull as they would from Docker Hub.
+func labImages(ctx context.Context, f *inventory.File) ([]labreg.Image, error) {
+	var refs []string
+	for _, h := range f.Hosts {
+		for _, s := range h.Sites {
+			if s.App == nil {
+				continue
+			}
+			for _, svc := range s.App.Services {
+				refs = append(refs, svc.Image)
+			}
+		}
+	}
+	if f.Migrate != nil {
+		for _, r := range f.Migrate.Ladder {
+			refs = append(refs, r.App, r.Database)
+		}
+	}
+	if len(labd.LabRefs(refs)) == 0 {
+		return nil, nil
+	}
+	var b labd.ImageBinaries
+	var err error
+	if b.Database, err = labdb.Binary(ctx); err != nil {
+		return nil, err
+	}
+	if b.Tools, err = labdb.Program(ctx, labdb.ToolsPackage, "mongotools"); err != nil {
+		return nil, err
+	}
+	if b.App, err = labdb.Program(ctx, labdb.AppPackage, "labapp"); err != nil {
+		return nil, err
+	}
+	return labd.ImagesFor(refs, b)
 }

@@ -194,4 +194,6 @@ func (t tee) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return tee{t.a.WithAttrs(attrs), t.b.WithAttrs(attrs)}
 }
 
-func (t tee) WithGroup(name string) slog.Handler { return tee{t.a.WithGroup(name), t.b.WithGroup(name)} }
+func (t tee) WithGroup(name string) slog.Handler {
+	return tee{t.a.WithGroup(name), t.b.WithGroup(name)}
+}

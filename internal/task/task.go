@@ -71,7 +71,16 @@ type Step struct {
 	// this step reports a change.
 	Notify []string
 	Run    func(ctx context.Context, env Env) (Result, error)
+	// FlushHandlers makes this a marker, not a step (Run is not called):
+	// the handlers notified so far run here, as Ansible's flush_handlers,
+	// for steps that need their effect (containers started after the
+	// Docker daemon's restart). A flushed handler runs again at the end
+	// only if notified again.
+	FlushHandlers bool
 }
+
+// FlushHandlers is the marker step that runs the handlers notified so far.
+func FlushHandlers() Step { return Step{Name: "flush handlers", FlushHandlers: true} }
 
 // Target is a host (or the cloud account) and the steps to run on it.
 type Target struct {
@@ -167,9 +176,27 @@ func (r *Runner) runTarget(ctx context.Context, t Target) bool {
 	env := Env{Target: t.Name, Check: r.Check, Diff: r.Diff, Log: log}
 	notified := map[string]bool{}
 	ok := true
+	flush := func() {
+		for _, h := range t.Handlers {
+			if !notified[h.Name] || ctx.Err() != nil {
+				continue
+			}
+			delete(notified, h.Name)
+			if _, err := r.runStep(ctx, env, h, true); err != nil {
+				ok = false
+			}
+		}
+	}
 	for _, s := range t.Steps {
 		if ctx.Err() != nil {
 			return false
+		}
+		if s.FlushHandlers {
+			flush()
+			if !ok {
+				break
+			}
+			continue
 		}
 		res, err := r.runStep(ctx, env, s, false)
 		if err != nil {
@@ -182,14 +209,7 @@ func (r *Runner) runTarget(ctx context.Context, t Target) bool {
 			}
 		}
 	}
-	for _, h := range t.Handlers {
-		if !notified[h.Name] || ctx.Err() != nil {
-			continue
-		}
-		if _, err := r.runStep(ctx, env, h, true); err != nil {
-			ok = false
-		}
-	}
+	flush()
 	for name := range notified {
 		if !hasHandler(t.Handlers, name) {
 			// A programming error: the step named a handler that does not

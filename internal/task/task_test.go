@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,6 +123,51 @@ func TestHandlersRunOnceAfterTheStepsThatNotifyThem(t *testing.T) {
 	}
 	if want := []string{"site a", "site b", "site c", "reload"}; len(order) != len(want) || order[3] != "reload" {
 		t.Errorf("order = %v, want %v", order, want)
+	}
+}
+
+// TestFlushHandlersRunsWhatWasNotifiedBeforeTheNextSteps: a step that
+// needs a restarted daemon comes after a flush; the handler runs there,
+// once, and not again at the end unless notified again.
+func TestFlushHandlersRunsWhatWasNotifiedBeforeTheNextSteps(t *testing.T) {
+	host := map[string]string{}
+	var order []string
+	handler := func(name string) Step {
+		return Step{Name: name, Run: func(context.Context, Env) (Result, error) {
+			order = append(order, name)
+			return Changedf("done"), nil
+		}}
+	}
+	step := func(s Step) Step {
+		run := s.Run
+		s.Run = func(ctx context.Context, env Env) (Result, error) {
+			order = append(order, s.Name)
+			return run(ctx, env)
+		}
+		return s
+	}
+	rec := &recorder{}
+	err := (&Runner{Reporter: rec}).Run(context.Background(), []Target{{
+		Name: "h",
+		Steps: []Step{
+			step(fileStep("daemon.json", host, "d", "1", "restart docker")),
+			FlushHandlers(),
+			step(fileStep("app", host, "a", "1")),
+			FlushHandlers(), // nothing notified since: nothing runs
+			step(fileStep("site", host, "s", "1", "reload nginx")),
+		},
+		Handlers: []Step{handler("restart docker"), handler("reload nginx")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(order, ","), "daemon.json,restart docker,app,site,reload nginx"; got != want {
+		t.Errorf("order %s, want %s", got, want)
+	}
+	for _, r := range rec.results {
+		if r.Task == "flush handlers" {
+			t.Error("the flush marker was reported as a task")
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -47,6 +48,9 @@ type Config struct {
 	MongoURL string
 	// Addr to listen on (host:port, e.g. :3000).
 	Addr string
+	// RootURL is the site's public URL (Rocket.Chat's ROOT_URL), shown
+	// on its home page and in its start banner.
+	RootURL string
 	// StepDelay between migration numbers (default 20ms), so that
 	// progress is visible and the lock is held for a while.
 	StepDelay time.Duration
@@ -138,6 +142,11 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) error {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"version": cfg.Version, "success": true})
 	})
+	// The home page, as the real app serves its web client at /.
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!DOCTYPE html>\n<title>Rocket.Chat</title>\n<p>Rocket.Chat %s (lghsctl lab stand-in) at %s</p>\n", html.EscapeString(cfg.Version), html.EscapeString(cfg.RootURL))
+	})
 	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -151,7 +160,11 @@ func Run(ctx context.Context, cfg Config, logw io.Writer) error {
 	logf("|            SERVER RUNNING            |")
 	logf("+--------------------------------------+")
 	logf("|  Rocket.Chat Version: %-14s |", cfg.Version)
-	logf("|       Site URL: %-20s |", "http://"+l.Addr().String())
+	site := cfg.RootURL
+	if site == "" {
+		site = "http://" + l.Addr().String()
+	}
+	logf("|       Site URL: %-20s |", site)
 	logf("+--------------------------------------+")
 	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 		return err

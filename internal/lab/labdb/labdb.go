@@ -62,7 +62,12 @@ func Binary(ctx context.Context) (string, error) {
 	}
 	src, err := moduleDir()
 	if err != nil {
-		return "", err
+		// A binary built without its sources at hand (go build
+		// -trimpath): the installed program, if any.
+		if p, ok := installed(BinaryName); ok {
+			return p, nil
+		}
+		return "", fmt.Errorf("%w (scripts/setup.sh installs %s)", err, BinaryName)
 	}
 	newest := time.Time{}
 	for _, f := range []string{"main.go", "go.mod", "go.sum"} {
@@ -239,6 +244,56 @@ func BuildStatic(ctx context.Context, pkg, out string) error {
 
 // ToolsPackage is the mongodump/mongorestore stand-in.
 const ToolsPackage = "github.com/lghs/lghsctl/internal/lab/labdb/mongotools"
+
+// AppPackage is the Rocket.Chat stand-in.
+const AppPackage = "github.com/lghs/lghsctl/internal/lab/labapp/cmd/labapp"
+
+// installed finds a program in $GOBIN or $(go env GOPATH)/bin.
+func installed(name string) (string, bool) {
+	var dirs []string
+	if gobin := os.Getenv("GOBIN"); gobin != "" {
+		dirs = append(dirs, gobin)
+	}
+	if gopath, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		dirs = append(dirs, filepath.Join(strings.TrimSpace(string(gopath)), "bin"))
+	} else if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// Program returns a static build of pkg (a lab program of lghsctl's
+// module, e.g. ToolsPackage or AppPackage) named name: built from the
+// sources into the user cache directory when they are at hand (Go's build
+// cache makes a rebuild quick), else the installed one in $GOBIN or
+// $(go env GOPATH)/bin (scripts/setup.sh installs them).
+func Program(ctx context.Context, pkg, name string) (string, error) {
+	if _, file, _, ok := runtime.Caller(0); ok {
+		if _, err := os.Stat(file); err == nil {
+			cache, err := os.UserCacheDir()
+			if err != nil {
+				cache = os.TempDir()
+			}
+			out := filepath.Join(cache, "lghsctl", name)
+			buildMu.Lock()
+			defer buildMu.Unlock()
+			if err := BuildStatic(ctx, pkg, out); err != nil {
+				return "", err
+			}
+			return out, nil
+		}
+	}
+	if p, ok := installed(name); ok {
+		return p, nil
+	}
+	return "", fmt.Errorf("lab program %s: its sources are not at hand and it is not installed (scripts/setup.sh installs it)", name)
+}
 
 // BuildTools builds the stand-in tools into dir as dir/mongotools with
 // the links mongodump and mongorestore, and returns dir (to put first in

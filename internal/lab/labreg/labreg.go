@@ -29,11 +29,13 @@ const (
 	LayerType    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 )
 
-// File is one file of an image.
+// File is one file of an image: a regular file, or a symbolic link when
+// Link is set.
 type File struct {
 	Path string // absolute, e.g. /usr/local/bin/app
 	Mode fs.FileMode
 	Data []byte
+	Link string // target of a symbolic link, e.g. mongotools
 }
 
 // Image describes an image to build: one layer holding Files.
@@ -93,6 +95,12 @@ func (r *Registry) Add(img Image) (digest string, err error) {
 					return "", err
 				}
 			}
+		}
+		if f.Link != "" {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: strings.TrimPrefix(f.Path, "/"), Linkname: f.Link, Mode: 0o777, ModTime: epoch}); err != nil {
+				return "", err
+			}
+			continue
 		}
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.Path, "/"), Mode: int64(f.Mode.Perm()), Size: int64(len(f.Data)), ModTime: epoch}
 		if err := tw.WriteHeader(hdr); err != nil {

@@ -55,7 +55,7 @@ func TestPullProtocol(t *testing.T) {
 	}
 	_, body := get("GET", "/v2/lghs/app/manifests/1.0", 200)
 	var m struct {
-		Config struct{ Digest string } `json:"config"`
+		Config struct{ Digest string }   `json:"config"`
 		Layers []struct{ Digest string } `json:"layers"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil {

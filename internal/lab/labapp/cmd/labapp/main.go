@@ -23,7 +23,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := labapp.Run(ctx, labapp.Config{Version: *version, MongoURL: os.Getenv("MONGO_URL"), Addr: ":" + port}, os.Stdout)
+	err := labapp.Run(ctx, labapp.Config{Version: *version, MongoURL: os.Getenv("MONGO_URL"), Addr: ":" + port, RootURL: os.Getenv("ROOT_URL")}, os.Stdout)
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "labapp:", err)
 		os.Exit(1)
