@@ -84,6 +84,16 @@ func TestConvergedStepReportsOKOnSecondRun(t *testing.T) {
 	}
 }
 
+// tracked appends the step's name to order each time it runs.
+func tracked(order *[]string, s Step) Step {
+	run := s.Run
+	s.Run = func(ctx context.Context, env Env) (Result, error) {
+		*order = append(*order, s.Name)
+		return run(ctx, env)
+	}
+	return s
+}
+
 func TestHandlersRunOnceAfterTheStepsThatNotifyThem(t *testing.T) {
 	host := map[string]string{}
 	var order []string
@@ -97,21 +107,13 @@ func TestHandlersRunOnceAfterTheStepsThatNotifyThem(t *testing.T) {
 		t.Error("a handler nobody notified ran")
 		return Result{}, nil
 	}}
-	track := func(s Step) Step {
-		run := s.Run
-		s.Run = func(ctx context.Context, env Env) (Result, error) {
-			order = append(order, s.Name)
-			return run(ctx, env)
-		}
-		return s
-	}
 	rec := &recorder{}
 	err := (&Runner{Reporter: rec}).Run(context.Background(), []Target{{
 		Name: "h",
 		Steps: []Step{
-			track(fileStep("site a", host, "a", "1", "reload nginx")),
-			track(fileStep("site b", host, "b", "1", "reload nginx")),
-			track(fileStep("site c", host, "c", "", "restart docker")), // unchanged: no notification
+			tracked(&order, fileStep("site a", host, "a", "1", "reload nginx")),
+			tracked(&order, fileStep("site b", host, "b", "1", "reload nginx")),
+			tracked(&order, fileStep("site c", host, "c", "", "restart docker")), // unchanged: no notification
 		},
 		Handlers: []Step{unused, reload},
 	}})
@@ -138,14 +140,7 @@ func TestFlushHandlersRunsWhatWasNotifiedBeforeTheNextSteps(t *testing.T) {
 			return Changedf("done"), nil
 		}}
 	}
-	step := func(s Step) Step {
-		run := s.Run
-		s.Run = func(ctx context.Context, env Env) (Result, error) {
-			order = append(order, s.Name)
-			return run(ctx, env)
-		}
-		return s
-	}
+	step := func(s Step) Step { return tracked(&order, s) }
 	rec := &recorder{}
 	err := (&Runner{Reporter: rec}).Run(context.Background(), []Target{{
 		Name: "h",

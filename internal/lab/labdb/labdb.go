@@ -85,11 +85,7 @@ func Binary(ctx context.Context) (string, error) {
 			return p, nil
 		}
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	out := filepath.Join(cache, "lghsctl", BinaryName)
+	out := cachePath(BinaryName)
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if fresh(out) {
@@ -248,6 +244,16 @@ const ToolsPackage = "github.com/lghs/lghsctl/internal/lab/labdb/mongotools"
 // AppPackage is the Rocket.Chat stand-in.
 const AppPackage = "github.com/lghs/lghsctl/internal/lab/labapp/cmd/labapp"
 
+// cachePath is where a lab program built here is kept: lghsctl's
+// directory in the user cache directory.
+func cachePath(name string) string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	return filepath.Join(cache, "lghsctl", name)
+}
+
 // installed finds a program in $GOBIN or $(go env GOPATH)/bin.
 func installed(name string) (string, bool) {
 	var dirs []string
@@ -276,11 +282,7 @@ func installed(name string) (string, bool) {
 func Program(ctx context.Context, pkg, name string) (string, error) {
 	if _, file, _, ok := runtime.Caller(0); ok {
 		if _, err := os.Stat(file); err == nil {
-			cache, err := os.UserCacheDir()
-			if err != nil {
-				cache = os.TempDir()
-			}
-			out := filepath.Join(cache, "lghsctl", name)
+			out := cachePath(name)
 			buildMu.Lock()
 			defer buildMu.Unlock()
 			if err := BuildStatic(ctx, pkg, out); err != nil {
