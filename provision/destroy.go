@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -34,6 +35,23 @@ type DestroyPlan struct {
 // Empty reports whether there is nothing to delete.
 func (dp *DestroyPlan) Empty() bool {
 	return !slices.ContainsFunc(dp.Changes, func(c report.Change) bool { return c.Action == report.Delete })
+}
+
+// Addresses are, per host, the public addresses of the servers the plan
+// deletes: their SSH host keys pinned in known_hosts must go with them, or
+// a new server given the same address would be refused as a changed key.
+func (dp *DestroyPlan) Addresses() map[string][]netip.Addr {
+	m := map[string][]netip.Addr{}
+	for _, dh := range dp.hosts {
+		for _, srv := range dh.servers {
+			for _, ip := range srv.IPs {
+				if ip.Address.IsValid() {
+					m[dh.name] = append(m[dh.name], ip.Address)
+				}
+			}
+		}
+	}
+	return m
 }
 
 // Blocked reports whether the plan has refused deletions.

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lghs/lghsctl/internal/remote"
 	"github.com/lghs/lghsctl/internal/report"
+	"github.com/lghs/lghsctl/inventory"
 	"github.com/lghs/lghsctl/provision"
 )
 
@@ -88,8 +91,40 @@ func (o *destroyOptions) run(ctx context.Context, hosts []string) error {
 		}
 	}
 	err = s.prov.Destroy(ctx, dp)
+	if err == nil {
+		o.forgetHostKeys(s, dp)
+	}
 	o.leftovers(s, dp)
 	return s.finish(err, false)
+}
+
+// forgetHostKeys removes the destroyed servers' pinned SSH host keys from
+// the hosts' known_hosts files: the next server given one of those
+// addresses is a new machine, trusted on first use when up creates it.
+func (o *destroyOptions) forgetHostKeys(s *cloudSession, dp *provision.DestroyPlan) {
+	for name, addrs := range dp.Addresses() {
+		i := slices.IndexFunc(s.f.Hosts, func(h inventory.Host) bool { return h.Name == name })
+		if i < 0 {
+			continue // a clone made by snapshot restore: never pinned by up
+		}
+		h := &s.f.Hosts[i]
+		port := h.SSH.Port
+		if port == 0 {
+			port = 22
+		}
+		file := expandHome(h.SSH.KnownHosts, o.Getenv)
+		n := 0
+		for _, a := range addrs {
+			k, err := remote.ForgetHost(file, a.String(), port)
+			if err != nil {
+				s.tally.Message(report.Warning, fmt.Sprintf("%s: could not remove the host key of %s from %s: %v", name, a, file, err))
+			}
+			n += k
+		}
+		if n > 0 {
+			s.logf.Logger.Info("forgot host keys", "host", name, "addresses", addrs, "file", file, "removed", n)
+		}
+	}
 }
 
 func (o *destroyOptions) leftovers(s *cloudSession, dp *provision.DestroyPlan) {

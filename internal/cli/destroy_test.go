@@ -2,8 +2,14 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"os"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/lghs/lghsctl/internal/lab/cfsim"
 )
@@ -47,10 +53,27 @@ func TestDestroyRemovesExactlyWhatUpMadeAndNothingElse(t *testing.T) {
 		t.Fatalf("refused destroys wrote: %d Scaleway, %d Cloudflare", s, c)
 	}
 
+	// The server's host keys, pinned by up's first login, next to another
+	// host's.
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := ssh.NewPublicKey(pub)
+	var pins []string
+	for _, srv := range l.world().servers {
+		for _, ip := range srv.IPs {
+			pins = append(pins, knownhosts.Line([]string{ip.Address.String()}, key))
+		}
+	}
+	other := knownhosts.Line([]string{"escandalo.example.test"}, key)
+	khFile := l.write("known_hosts", strings.Join(append(pins, other), "\n")+"\n")
+
 	// Confirmed by typing the name.
 	r = l.runCtx(context.Background(), "lghs-chat\n", "destroy", "lghs-chat")
 	if r.code != 0 {
 		t.Fatalf("destroy: %s", r)
+	}
+	// A new server given the same address must not meet the old key.
+	if kh, _ := os.ReadFile(khFile); len(pins) != 2 || string(kh) != other+"\n" {
+		t.Errorf("known_hosts after destroy (pinned %d addresses):\n%s", len(pins), kh)
 	}
 	for _, want := range []string{"changed: [lghs-chat] delete dns records", "changed: [lghs-chat] delete server", "changed: [lghs-chat] delete ips",
 		"changed: [cloud] delete security group hardened-conf", "left behind: backups of lghs-chat kept: last-one",
