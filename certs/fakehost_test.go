@@ -27,8 +27,10 @@ type fakeHost struct {
 	units    map[string]hostsetup.UnitFact
 	commands []string
 	writes   []string
-	// nginxActive makes the reload handler's command answer "reloaded".
+	// nginxActive makes nginx active for the reload handler, which then
+	// counts its reloads.
 	nginxActive bool
+	reloads     int
 }
 
 type fakeFile struct {
@@ -59,11 +61,18 @@ func (h *fakeHost) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte
 		}
 		return []byte("lghsctl test\n"), nil
 	}
-	if strings.HasPrefix(cmd, "if systemctl is-active --quiet nginx.service") {
+	if cmd == "systemctl is-active nginx.service || true" {
 		if h.nginxActive {
-			return []byte("reloaded\n"), nil
+			return []byte("active\n"), nil
 		}
-		return []byte("not running\n"), nil
+		return []byte("inactive\n"), nil
+	}
+	if cmd == hostsetup.ReloadNginxScript {
+		if !h.nginxActive {
+			return nil, fmt.Errorf("nginx is not running")
+		}
+		h.reloads++
+		return nil, nil
 	}
 	for _, part := range strings.Split(cmd, " && ") {
 		f := strings.Fields(part)

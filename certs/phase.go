@@ -167,12 +167,17 @@ func (p *Phase) Handlers() []task.Step {
 		if env.Check {
 			return task.Changedf("would reload nginx if it runs"), nil
 		}
-		out, err := p.host.Run(ctx, "if systemctl is-active --quiet nginx.service; then "+DefaultReload+" && echo reloaded; else echo not running; fi", nil)
+		out, err := p.host.Run(ctx, "systemctl is-active nginx.service || true", nil)
 		if err != nil {
 			return task.Result{}, fmt.Errorf("reload nginx: %w", err)
 		}
-		if strings.TrimSpace(string(out)) != "reloaded" {
+		if strings.TrimSpace(string(out)) != "active" {
 			return task.Skipf("nginx is not running yet"), nil
+		}
+		// Host setup's reload: it returns once nginx serves the new
+		// certificates, so the HTTPS check that follows sees them.
+		if _, err := p.host.Run(ctx, hostsetup.ReloadNginxScript, nil); err != nil {
+			return task.Result{}, fmt.Errorf("reload nginx: %w", err)
 		}
 		return task.Changedf("reloaded nginx"), nil
 	}}}

@@ -214,9 +214,14 @@ func TestPhaseDryRunApplyDryRun(t *testing.T) {
 
 	// A new host for the same inventory gets the issued certificate from
 	// the operator's cache, without a new order.
+	// Its nginx runs: the deployed certificate is served after one reload.
 	h2 := newLabFakeHost()
+	h2.nginxActive = true
 	if _, _, err := r.run(t, h2, false); err != nil {
 		t.Fatal(err)
+	}
+	if h2.reloads != 1 {
+		t.Errorf("nginx reloaded %d times on the new host, want 1", h2.reloads)
 	}
 	c2, _ := h2.file("/etc/letsencrypt/live/chat.lghs-be.test/fullchain.pem")
 	if !chainEqual(c2.content, chain.content) || l.pebbleOrders(t) != orders {

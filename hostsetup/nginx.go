@@ -247,7 +247,7 @@ func (r *Run) nginxSites(ctx context.Context, env task.Env) (task.Result, error)
 	return res, nil
 }
 
-// reloadNginxScript tests the configuration, reloads nginx, and returns
+// ReloadNginxScript tests the configuration, reloads nginx, and returns
 // only once the reload has taken effect. systemctl reload returns as soon
 // as nginx's master has the signal; until the master has loaded the new
 // configuration and told the old workers to stop, they keep accepting
@@ -257,7 +257,7 @@ func (r *Run) nginxSites(ctx context.Context, env task.Env) (task.Result, error)
 // may live on for the connections it still serves (websockets), so the
 // wait is for that, not for its exit. Exit 4: the master never retired
 // the old workers, i.e. it did not apply the configuration.
-const reloadNginxScript = `set -e
+const ReloadNginxScript = `set -e
 nginx -t -q
 old=
 if pid=$(cat /run/nginx.pid 2>/dev/null) && [ -n "$pid" ]; then
@@ -286,7 +286,7 @@ func (r *Run) reloadNginx(ctx context.Context, env task.Env) (task.Result, error
 	if env.Check {
 		return task.Changedf("would reload nginx"), nil
 	}
-	if _, err := r.host.Run(ctx, reloadNginxScript, nil); err != nil {
+	if _, err := r.host.Run(ctx, ReloadNginxScript, nil); err != nil {
 		return task.Result{}, fmt.Errorf("reload nginx: %w", err)
 	}
 	return task.Changedf("reloaded nginx"), nil
