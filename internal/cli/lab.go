@@ -193,7 +193,7 @@ func (o *labOptions) runForeground(ctx context.Context) error {
 	os.Remove(filepath.Join(dir, "known_hosts"))
 	runCtx, stop := signal.NotifyContext(context.WithoutCancel(ctx), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	images, err := labImages(runCtx, f)
+	images, bins, err := labImages(runCtx, f)
 	if err != nil {
 		return err
 	}
@@ -203,6 +203,7 @@ func (o *labOptions) runForeground(ctx context.Context) error {
 		MainTokenEnv: f.DNS.Token.Env,
 		PebbleDirs:   pebbleDirs,
 		Images:       images,
+		Binaries:     bins,
 		Log:          log,
 	})
 	if err != nil {
@@ -367,7 +368,9 @@ func (o *labOptions) stop(ctx context.Context) error {
 // labImages builds the images the inventory names under the lab registry
 // (its app services and the upgrade ladder's rungs): the lab's MongoDB and
 // Rocket.Chat stand-ins, which hosts pull as they would from Docker Hub.
-func labImages(ctx context.Context, f *inventory.File) ([]labreg.Image, error) {
+// The binaries they are made of are returned too: the registry builds
+// other versions on demand.
+func labImages(ctx context.Context, f *inventory.File) ([]labreg.Image, *labd.ImageBinaries, error) {
 	var refs []string
 	for _, h := range f.Hosts {
 		for _, s := range h.Sites {
@@ -385,18 +388,19 @@ func labImages(ctx context.Context, f *inventory.File) ([]labreg.Image, error) {
 		}
 	}
 	if len(labd.LabRefs(refs)) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var b labd.ImageBinaries
 	var err error
 	if b.Database, err = labdb.Binary(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if b.Tools, err = labdb.Program(ctx, labdb.ToolsPackage, "mongotools"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if b.App, err = labdb.Program(ctx, labdb.AppPackage, "labapp"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return labd.ImagesFor(refs, b)
+	imgs, err := labd.ImagesFor(refs, b)
+	return imgs, &b, err
 }

@@ -95,7 +95,11 @@ type Config struct {
 	// Images are served by the lab registry (hosts pull them as
 	// RegistryHost:RegistryPort/<name>:<tag>).
 	Images []labreg.Image
-	Log    *slog.Logger
+	// Binaries, if set, let the registry build any other version of the
+	// stand-ins asked for (see ImagesFor), so an inventory changed while
+	// the lab runs can name a new tag.
+	Binaries *ImageBinaries
+	Log      *slog.Logger
 }
 
 // Lab is a running lab.
@@ -207,6 +211,16 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 
 	// The registry, with a CA every host trusts for it.
 	reg := labreg.New()
+	if b := cfg.Binaries; b != nil {
+		reg.Build = func(name, tag string) (*labreg.Image, error) {
+			imgs, err := ImagesFor([]string{Registry + name + ":" + tag}, *b)
+			if err != nil || len(imgs) == 0 {
+				return nil, err
+			}
+			cfg.Log.Info("lab registry: built on demand", "image", name+":"+tag)
+			return &imgs[0], nil
+		}
+	}
 	for _, img := range cfg.Images {
 		if _, err := reg.Add(img); err != nil {
 			return l, fmt.Errorf("lab image %s:%s: %w", img.Name, img.Tag, err)

@@ -58,6 +58,11 @@ type blob struct {
 
 // Registry serves built images. It is safe for concurrent use.
 type Registry struct {
+	// Build, if set, builds an image asked for by a tag that was not
+	// added (nil when the registry has no such image): an inventory
+	// changed while the lab runs can name a new version.
+	Build func(name, tag string) (*Image, error)
+
 	mu        sync.RWMutex
 	blobs     map[string]blob   // digest → content
 	manifests map[string]string // "name:tag" and "name@digest" → manifest digest
@@ -192,8 +197,6 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		regError(w, http.StatusNotFound, "NAME_UNKNOWN", "unknown path")
 		return
 	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	var d string
 	switch kind {
 	case "manifests":
@@ -201,15 +204,35 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if strings.HasPrefix(ref, "sha256:") {
 			key = name + "@" + ref
 		}
-		var ok bool
-		if d, ok = r.manifests[key]; !ok {
+		r.mu.RLock()
+		md, ok := r.manifests[key]
+		r.mu.RUnlock()
+		if !ok && r.Build != nil && !strings.HasPrefix(ref, "sha256:") {
+			img, err := r.Build(name, ref)
+			if err != nil {
+				regError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("manifest unknown: %s: %v", key, err))
+				return
+			}
+			if img != nil {
+				img.Name, img.Tag = name, ref
+				if md, err = r.Add(*img); err != nil {
+					regError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+					return
+				}
+				ok = true
+			}
+		}
+		if !ok {
 			regError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", fmt.Sprintf("manifest unknown: %s", key))
 			return
 		}
+		d = md
 	case "blobs":
 		d = ref
 	}
+	r.mu.RLock()
 	b, ok := r.blobs[d]
+	r.mu.RUnlock()
 	if !ok {
 		regError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob unknown: "+d)
 		return

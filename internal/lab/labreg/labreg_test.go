@@ -78,3 +78,33 @@ func TestPullProtocol(t *testing.T) {
 		t.Error("building the same image twice gave two digests")
 	}
 }
+
+// TestBuildOnDemand: a tag that was never added is built by Build when the
+// registry can, and stays unknown when it cannot.
+func TestBuildOnDemand(t *testing.T) {
+	r := New()
+	r.Build = func(name, tag string) (*Image, error) {
+		if name != "lghs/app" {
+			return nil, nil
+		}
+		return &Image{Files: []File{{Path: "/app", Mode: 0o755, Data: []byte(tag)}, {Path: "/bin/app", Link: "/app"}}, Entrypoint: []string{"/app"}}, nil
+	}
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	for path, want := range map[string]int{
+		"/v2/lghs/app/manifests/2.5":   200,
+		"/v2/lghs/other/manifests/2.5": 404,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	if _, ok := r.manifests["lghs/app:2.5"]; !ok {
+		t.Error("the built image was not kept")
+	}
+}
