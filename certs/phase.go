@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,6 +68,10 @@ type PhaseConfig struct {
 	ProbePort int
 	ProbePath string
 	ProbeWait time.Duration
+	// HostAddrs are the host's public addresses: Verify dials them for the
+	// public names that still point at the old server (the inventory's
+	// migration to this host is not cut over yet).
+	HostAddrs []netip.Addr
 }
 
 // Phase is the certificate phase on one host: its steps share what the
@@ -757,6 +762,23 @@ WantedBy=timers.target
 `
 }
 
+// beforeCutover maps the host's public names awaiting migrate cutover (the
+// inventory migrates to this host; the name may still point at the old
+// server) to the host's own addresses.
+func (p *Phase) beforeCutover() map[string][]netip.Addr {
+	m := p.cfg.Inventory.Migrate
+	if m == nil || m.To != p.cfg.Host.Name || len(p.cfg.HostAddrs) == 0 {
+		return nil
+	}
+	out := map[string][]netip.Addr{}
+	for _, n := range p.cfg.Host.DNS {
+		if n.Role == "public" {
+			out[n.Name] = p.cfg.HostAddrs
+		}
+	}
+	return out
+}
+
 // Verify is the step that ends `up`: an HTTPS request to each site name,
 // resolved through the configured resolvers, on each IPv4 and IPv6
 // address, must complete with the chain verified against the trust pool
@@ -777,7 +799,7 @@ func (p *Phase) Verify() task.Step {
 		for {
 			var ok, bad []string
 			for _, sc := range p.sites {
-				served := CheckServed(ctx, Probe{Names: sc.names, Port: p.cfg.ProbePort, Roots: p.s.Roots(), Resolvers: p.s.Resolvers, Path: p.cfg.ProbePath})
+				served := CheckServed(ctx, Probe{Names: sc.names, Port: p.cfg.ProbePort, Roots: p.s.Roots(), Resolvers: p.s.Resolvers, Path: p.cfg.ProbePath, Addrs: p.beforeCutover()})
 				for _, sv := range served {
 					switch {
 					case sv.Err != nil:

@@ -33,6 +33,10 @@ type Probe struct {
 	Path string
 	// Timeout bounds each address's check (default 10 s).
 	Timeout time.Duration
+	// Addrs, for some names, are the addresses to dial instead of what
+	// DNS answers (a public name still pointing at the old server before
+	// migrate cutover is checked on the new host).
+	Addrs map[string][]netip.Addr
 }
 
 // Served is what one address answered for one name.
@@ -79,7 +83,10 @@ func CheckServed(ctx context.Context, p Probe) []Served {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, name := range p.Names {
-		addrs, err := lookup(ctx, res, name)
+		addrs, err := p.Addrs[name], error(nil)
+		if len(addrs) == 0 {
+			addrs, err = lookup(ctx, res, name)
+		}
 		if err != nil {
 			out = append(out, Served{Name: name, Err: err})
 			continue

@@ -344,7 +344,7 @@ func (hr *hostRun) records(ctx context.Context, _ task.Env) (task.Result, error)
 	if (hp.spec.IPv4 && !v4.IsValid()) || (hp.spec.IPv6 && !v6.IsValid()) {
 		return task.Result{}, fmt.Errorf("server %s does not report its addresses yet (IPv4 %v, IPv6 %v)", hp.spec.Name, v4, v6)
 	}
-	ops, blocked := p.recordOps(hr.pl.zones, hp.spec, v4, v6)
+	ops, blocked, _ := p.recordOps(hr.pl.zones, hp.spec, v4, v6)
 	if len(blocked) > 0 {
 		return task.Result{}, fmt.Errorf("%s %s: %s", blocked[0].Kind, blocked[0].Name, blocked[0].Note)
 	}

@@ -83,6 +83,10 @@ type nameSpec struct {
 	Zone    string
 	TTL     int
 	Proxied bool
+	// AwaitsCutover: the host's public name while a migration to it is
+	// pending. A record lghsctl does not own there is the old server's:
+	// left as it is (migrate cutover moves it), not a conflict.
+	AwaitsCutover bool
 }
 
 // ttl is what the record's TTL must be: proxied records are always
@@ -106,6 +110,7 @@ func hostFromInventory(f *inventory.File, i int) hostSpec {
 		hs.DNS = append(hs.DNS, nameSpec{
 			path: fmt.Sprintf("hosts[%d].dns[%d]", i, j), Name: d.Name, Zone: f.ZoneOf(d.Name),
 			TTL: d.TTL, Proxied: d.Proxied,
+			AwaitsCutover: d.Role == "public" && f.Migrate != nil && f.Migrate.To == h.Name,
 		})
 	}
 	return hs

@@ -139,8 +139,9 @@ func sameContent(a, b string) bool {
 
 // recordOps compares a host's records with what they must be, given its
 // addresses (invalid when not known yet). blocked are conflicts with
-// records lghsctl does not own for this host.
-func (p *Provisioner) recordOps(zones map[string]*zoneState, h hostSpec, v4, v6 netip.Addr) (ops []recordOp, blocked []report.Change) {
+// records lghsctl does not own for this host; notes say which names are
+// left to migrate cutover.
+func (p *Provisioner) recordOps(zones map[string]*zoneState, h hostSpec, v4, v6 netip.Addr) (ops []recordOp, blocked []report.Change, notes []string) {
 	marker := RecordComment(p.inv.Name, h.Name)
 	type want struct {
 		n    nameSpec
@@ -157,9 +158,36 @@ func (p *Provisioner) recordOps(zones map[string]*zoneState, h hostSpec, v4, v6 
 		}
 	}
 	used := map[string]bool{} // ids of owned records kept
+	// A public name awaiting migrate cutover whose A or AAAA record is the
+	// old server's (not lghsctl's) is left alone, both types: an AAAA to
+	// the new host next to the old A would split the users.
+	oldServer := map[string]Record{}
+	var noted []string
+	for _, n := range h.DNS {
+		z := zones[n.Zone]
+		if !n.AwaitsCutover || z == nil {
+			continue
+		}
+		for _, r := range z.records {
+			if strings.EqualFold(r.Name, n.Name) && (r.Type == "A" || r.Type == "AAAA") && r.Comment != marker {
+				if _, _, owned := recordOwner(r.Comment); !owned {
+					oldServer[strings.ToLower(n.Name)] = r
+					break
+				}
+			}
+		}
+	}
 	for _, w := range wants {
 		z := zones[w.n.Zone]
 		if z == nil {
+			continue
+		}
+		if old, ok := oldServer[strings.ToLower(w.n.Name)]; ok {
+			if !slices.Contains(noted, w.n.Name) {
+				noted = append(noted, w.n.Name)
+				notes = append(notes, fmt.Sprintf("%s points at the old server (%s %s, not managed by lghsctl): left as it is, A and AAAA, until lghsctl migrate cutover moves it to %s",
+					w.n.Name, old.Type, old.Content, h.Name))
+			}
 			continue
 		}
 		var mine []Record
@@ -223,7 +251,7 @@ func (p *Provisioner) recordOps(zones map[string]*zoneState, h hostSpec, v4, v6 
 			}
 		}
 	}
-	return ops, blocked
+	return ops, blocked, notes
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -238,9 +266,10 @@ func sortedKeys[V any](m map[string]V) []string {
 // planDNS adds a host's record changes to the plan.
 func (p *Provisioner) planDNS(pl *Plan, hp *hostPlan) {
 	v4, v6 := hp.expected()
-	ops, blocked := p.recordOps(pl.zones, hp.spec, v4, v6)
+	ops, blocked, notes := p.recordOps(pl.zones, hp.spec, v4, v6)
 	for _, op := range ops {
 		pl.add(op.change())
 	}
 	pl.Changes = append(pl.Changes, blocked...)
+	pl.Notes = append(pl.Notes, notes...)
 }

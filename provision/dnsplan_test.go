@@ -28,6 +28,7 @@ func TestRecordOpsPerRecordState(t *testing.T) {
 		spec    func(hostSpec) hostSpec
 		want    []string // "action kind name"
 		blocked string
+		note    string
 	}{
 		{name: "converged (AAAA compared as addresses)", records: []Record{a, aaaa}, v4: v4, v6: v6},
 		{name: "empty zone", v4: v4, v6: v6, want: []string{"create A chat.lghs.be", "create AAAA chat.lghs.be"}},
@@ -49,6 +50,20 @@ func TestRecordOpsPerRecordState(t *testing.T) {
 		{name: "a CNAME at the name", records: []Record{{ID: "f", Name: "chat.lghs.be", Type: "CNAME", Content: "elsewhere.example"}},
 			v4: v4, v6: v6, blocked: "a CNAME chat.lghs.be → elsewhere.example exists"},
 		{name: "other types at the name are fine", records: []Record{a, aaaa, {ID: "g", Name: "chat.lghs.be", Type: "TXT", Content: `"x"`}}, v4: v4, v6: v6},
+		{name: "before migrate cutover the old server's A stays, and no AAAA is added",
+			records: []Record{{ID: "h", Name: "chat.lghs.be", Type: "A", Content: "185.217.152.58", TTL: 3600}}, v4: v4, v6: v6,
+			spec: func(h hostSpec) hostSpec { h.DNS[0].AwaitsCutover = true; return h },
+			note: "chat.lghs.be points at the old server (A 185.217.152.58, not managed by lghsctl): left as it is, A and AAAA, until lghsctl migrate cutover"},
+		{name: "awaiting cutover with no old record: created", v4: v4, v6: v6,
+			spec: func(h hostSpec) hostSpec { h.DNS[0].AwaitsCutover = true; return h },
+			want: []string{"create A chat.lghs.be", "create AAAA chat.lghs.be"}},
+		{name: "awaiting cutover, another lghsctl host's record still blocks",
+			records: []Record{{ID: "e", Name: "chat.lghs.be", Type: "A", Content: "192.0.2.1", TTL: 300, Comment: RecordComment("lghs", "old-chat")}}, v4: v4, v6: v6,
+			spec:    func(h hostSpec) hostSpec { h.DNS[0].AwaitsCutover = true; return h },
+			want:    []string{"create AAAA chat.lghs.be"},
+			blocked: "is managed by lghsctl for lghs/old-chat"},
+		{name: "after cutover the records are ours: converged", records: []Record{a, aaaa}, v4: v4, v6: v6,
+			spec: func(h hostSpec) hostSpec { h.DNS[0].AwaitsCutover = true; return h }},
 		{name: "proxied means automatic TTL", records: []Record{a, aaaa}, v4: v4, v6: v6,
 			spec: func(h hostSpec) hostSpec {
 				h.DNS = []nameSpec{{Name: "chat.lghs.be", Zone: "lghs.be", TTL: 300, Proxied: true}}
@@ -58,11 +73,15 @@ func TestRecordOpsPerRecordState(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			spec := h
+			spec.DNS = append([]nameSpec(nil), h.DNS...)
 			if c.spec != nil {
-				spec = c.spec(h)
+				spec = c.spec(spec)
 			}
 			zones := map[string]*zoneState{"lghs.be": {Zone: Zone{ID: "z", Name: "lghs.be"}, records: c.records}}
-			ops, blocked := p.recordOps(zones, spec, c.v4, c.v6)
+			ops, blocked, notes := p.recordOps(zones, spec, c.v4, c.v6)
+			if got := strings.Join(notes, "|"); (c.note == "") != (got == "") || !strings.Contains(got, c.note) {
+				t.Errorf("notes %q, want %q", got, c.note)
+			}
 			var got []string
 			for _, op := range ops {
 				ch := op.change()

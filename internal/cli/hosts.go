@@ -312,6 +312,11 @@ func runVerifyPhase(ctx context.Context, s *cloudSession, st *UpState) error {
 			if err != nil {
 				return err
 			}
+			for _, a := range []netip.Addr{hc.auditTarget(h).IPv4, hc.auditTarget(h).IPv6} {
+				if a.IsValid() {
+					cfg.HostAddrs = append(cfg.HostAddrs, a)
+				}
+			}
 			p, err := certs.NewPhase(cfg)
 			if err != nil {
 				return err
