@@ -459,3 +459,23 @@ func TestAdminAPIRefusesBadConfiguration(t *testing.T) {
 		t.Errorf("generated token %+v %v", tok, err)
 	}
 }
+
+// TestZonePermissionsAreTheToken: a zone's permissions field lists what
+// the requesting token may do there, which is how lghsctl tells a
+// read-only token at plan time.
+func TestZonePermissionsAreTheToken(t *testing.T) {
+	l := newLab(t, Options{}, Zone{Name: "a.test"})
+	ro, err := l.srv.AddToken(Token{Permissions: []Permission{ZoneRead, DNSRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tok, want := range map[string]string{
+		l.token.Value: "[#dns_records:edit #dns_records:read #zone:read]",
+		ro.Value:      "[#dns_records:read #zone:read]",
+	} {
+		a := l.call(t, "GET", "/zones/"+l.zone.ID, tok, nil)
+		if got := fmt.Sprint(a.result(t)["permissions"]); got != want {
+			t.Errorf("permissions %s, want %s", got, want)
+		}
+	}
+}

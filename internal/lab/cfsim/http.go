@@ -246,7 +246,7 @@ func (s *Server) getZone(rq *request, zid string) {
 		return
 	}
 	s.mu.Lock()
-	v := zoneView(z.Zone)
+	v := zoneView(z.Zone, *rq.token)
 	s.mu.Unlock()
 	s.ok(rq, envelope{Result: v})
 }

@@ -87,7 +87,10 @@ func planName(plan string) string {
 	return "Free Website"
 }
 
-func zoneView(z Zone) zoneJSON {
+// zoneView is a zone as the API shows it to a token: its permissions
+// field lists what that token may do in the zone (legacy membership
+// permissions; DNS edit implies DNS read).
+func zoneView(z Zone, t Token) zoneJSON {
 	created := apiTime(z.CreatedOn)
 	v := zoneJSON{
 		ID: z.ID, Name: z.Name, Status: z.Status, Type: "full",
@@ -96,9 +99,7 @@ func zoneView(z Zone) zoneJSON {
 		Meta:    zoneMeta{Step: 2, PageRuleQuota: 3},
 		Owner:   zoneOwner{Type: "user"},
 		Account: idName{ID: z.AccountID, Name: z.AccountName},
-		Permissions: []string{
-			"#dns_records:edit", "#dns_records:read", "#zone:read",
-		},
+		Permissions: tokenPermissions(t),
 		Plan: zonePlan{
 			ID: stableID(z.Plan), Name: planName(z.Plan), Currency: "USD", LegacyID: z.Plan,
 			CanSubscribe: false, IsSubscribed: z.Plan != PlanFree,
@@ -221,7 +222,7 @@ func (s *Server) listZones(rq *request) {
 	lo, hi, info := page(len(zs), intParam(q, "page", 1, 1, 1<<30), intParam(q, "per_page", 20, 5, 50))
 	out := make([]zoneJSON, 0, hi-lo)
 	for _, z := range zs[lo:hi] {
-		out = append(out, zoneView(z))
+		out = append(out, zoneView(z, *rq.token))
 	}
 	s.ok(rq, envelope{Result: out, ResultInfo: info})
 }
@@ -385,4 +386,18 @@ func tagPredicate(op, v string) func(*Record) bool {
 		}
 		return found
 	}
+}
+
+func tokenPermissions(t Token) []string {
+	perms := []string{}
+	if t.Has(DNSEdit) {
+		perms = append(perms, string(DNSEdit))
+	}
+	if t.Has(DNSRead) {
+		perms = append(perms, string(DNSRead))
+	}
+	if t.Has(ZoneRead) {
+		perms = append(perms, string(ZoneRead))
+	}
+	return perms
 }
