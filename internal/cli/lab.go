@@ -199,6 +199,7 @@ func (o *labOptions) runForeground(ctx context.Context) error {
 	}
 	lab, err := labd.Start(runCtx, labd.Config{
 		StateDir:     dir,
+		ProjectName:  f.Scaleway.Project,
 		Zones:        zones,
 		MainTokenEnv: f.DNS.Token.Env,
 		PebbleDirs:   pebbleDirs,

@@ -127,3 +127,18 @@ profiles:
 		t.Error("an unknown profile is an error")
 	}
 }
+
+// TestResolveProjectByName: a project named in the inventory is found
+// through the Account API (the stand-in's projects are named "default"
+// unless configured), and an unknown name is ErrNotFound.
+func TestResolveProjectByName(t *testing.T) {
+	_, c := newSim(t)
+	ctx := context.Background()
+	id, err := c.ResolveProject(ctx, "default")
+	if err != nil || id != testProject || c.Project() != testProject {
+		t.Errorf("resolve default: %q, %v", id, err)
+	}
+	if _, err := c.ResolveProject(ctx, "lghs"); !errors.Is(err, provision.ErrNotFound) {
+		t.Errorf("unknown project: %v", err)
+	}
+}

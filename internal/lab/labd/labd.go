@@ -82,6 +82,9 @@ type Config struct {
 	StateDir string
 	// Zones are created in the Cloudflare stand-in and served by the DNS.
 	Zones []Zone
+	// ProjectName is the Scaleway project's name (the inventory's
+	// scaleway.project), found by name through the Account API.
+	ProjectName string
 	// MainTokenEnv names the variable of the token with Zone:Read and
 	// DNS:Edit on every zone (default CLOUDFLARE_API_TOKEN).
 	MainTokenEnv string
@@ -246,7 +249,7 @@ func Start(ctx context.Context, cfg Config) (l *Lab, err error) {
 	}
 	if l.Scaleway, err = scwsim.New(scwsim.Config{
 		SecretKeys: []string{SecretKey},
-		Projects:   []scwsim.Project{{ID: ProjectID, OrganizationID: OrganizationID}},
+		Projects:   []scwsim.Project{{ID: ProjectID, OrganizationID: OrganizationID, Name: cfg.ProjectName}},
 		Machines:   machines,
 		Timings:    scwsim.RealisticTimings(),
 		Log:        cfg.Log,

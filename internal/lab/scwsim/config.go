@@ -46,6 +46,9 @@ type Project struct {
 	ID string
 	// OrganizationID defaults to ID (as in every recording).
 	OrganizationID string
+	// Name, as the Account API lists it; defaults to "default" (the name
+	// of every organization's first project).
+	Name string
 }
 
 // Timings are minimum durations: a transient state ends when its duration is
@@ -142,6 +145,9 @@ func (c *Config) validate() error {
 		}
 		if p.OrganizationID == "" {
 			c.Projects[i].OrganizationID = p.ID
+		}
+		if p.Name == "" {
+			c.Projects[i].Name = "default"
 		}
 	}
 	if len(c.Zones) == 0 {

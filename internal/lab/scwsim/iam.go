@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -172,4 +173,34 @@ func reverse[T any](s []T) {
 	for i, j := 0, len(s)-1; i < j; i, j = i+1, j-1 {
 		s[i], s[j] = s[j], s[i]
 	}
+}
+
+type projectJSON struct {
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	OrganizationID string `json:"organization_id"`
+	CreatedAt      string `json:"created_at"`
+	UpdatedAt      string `json:"updated_at"`
+	Description    string `json:"description"`
+}
+
+// listProjects is the Account API's project list (GET
+// /account/v3/projects): the configured projects, filtered by
+// organization_id and by name (a part of it), paginated in the body.
+func (s *Sim) listProjects(r *http.Request) (*reply, error) {
+	q := r.URL.Query()
+	items := []projectJSON{}
+	for _, p := range s.cfg.Projects {
+		if q.Get("organization_id") != "" && p.OrganizationID != q.Get("organization_id") ||
+			q.Get("name") != "" && !strings.Contains(p.Name, q.Get("name")) {
+			continue
+		}
+		created := s.now().UTC().Format(time.RFC3339)
+		items = append(items, projectJSON{ID: p.ID, Name: p.Name, OrganizationID: p.OrganizationID, CreatedAt: created, UpdatedAt: created})
+	}
+	page, err := bodyPage(r, items)
+	if err != nil {
+		return nil, err
+	}
+	return ok(map[string]any{"projects": page, "total_count": len(items)})
 }

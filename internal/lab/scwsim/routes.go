@@ -70,6 +70,7 @@ func (s *Sim) routes() {
 	s.handle("GET /marketplace/v2/images/{id}", s.getMarketplaceImage)
 
 	s.handle("GET /iam/v1alpha1/ssh-keys", s.listSSHKeys)
+	s.handle("GET /account/v3/projects", s.listProjects)
 	s.handle("POST /iam/v1alpha1/ssh-keys", s.createSSHKey)
 	s.handle("GET /iam/v1alpha1/ssh-keys/{id}", s.getSSHKey)
 	s.handle("PATCH /iam/v1alpha1/ssh-keys/{id}", s.updateSSHKey)
