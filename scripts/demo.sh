@@ -39,6 +39,8 @@ The lab keeps running. Explore it:
   eval "\$($bin lab env -i $inv)"     # point lghsctl at the lab
   $bin lab status -i $inv
   $bin plan -i $inv                   # converged: no changes
+  $bin audit -i $inv                  # HTTPS and exposure, checked from outside
+  $bin up --check --diff -i $inv      # edit the inventory first: see what up would change
   ssh -i examples/lab/.lab/id_ed25519 -o UserKnownHostsFile=examples/lab/.lab/known_hosts root@$addr
 Stop it (servers, stand-ins and network, nothing left behind):
   make lab-stop
