@@ -518,7 +518,7 @@ func (p *Phase) RenewConfigFor(acct *Account) RenewConfig {
 		rc.CABundle = HostCABundle
 	}
 	for _, sc := range p.sites {
-		rc.Certificates = append(rc.Certificates, RenewCertificate{Name: sc.name, Names: sc.names, Zones: sc.zones})
+		rc.Certificates = append(rc.Certificates, RenewCertificate{Name: sc.name, Names: sc.names, Zones: sc.zones, Addrs: p.pinned(sc.names)})
 		for _, z := range sc.zones {
 			rc.Tokens[z] = HostTokenFile(z)
 		}
@@ -774,6 +774,20 @@ func (p *Phase) beforeCutover() map[string][]netip.Addr {
 	for _, n := range p.cfg.Host.DNS {
 		if n.Role == "public" {
 			out[n.Name] = p.cfg.HostAddrs
+		}
+	}
+	return out
+}
+
+// pinned is beforeCutover for names (nil when none awaits cutover).
+func (p *Phase) pinned(names []string) map[string][]netip.Addr {
+	var out map[string][]netip.Addr
+	for n, addrs := range p.beforeCutover() {
+		if slices.Contains(names, n) {
+			if out == nil {
+				out = map[string][]netip.Addr{}
+			}
+			out[n] = addrs
 		}
 	}
 	return out

@@ -5,6 +5,8 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/json"
+	"fmt"
+	"net/netip"
 
 	"log/slog"
 	"strings"
@@ -316,4 +318,27 @@ func withoutDiffs(s string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// TestPublicNamesAwaitingCutoverAreCheckedOnTheHost: while the inventory
+// migrates to this host, its public names may still point at the old
+// server: the HTTPS checks (up's and the on-host renewal's) dial the
+// host's own addresses for them, and DNS for the technical names.
+func TestPublicNamesAwaitingCutoverAreCheckedOnTheHost(t *testing.T) {
+	inv, err := inventory.Parse("inventory.yaml", []byte(phaseInventory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Hosts[0].DNS = []inventory.DNSName{{Name: "lghs-chat-prod." + zoneSpace, Role: "technical"}, {Name: "chat." + zoneBE, Role: "public"}}
+	addrs := []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")}
+	p := &Phase{cfg: PhaseConfig{Inventory: inv, Host: &inv.Hosts[0], HostAddrs: addrs}}
+	names := []string{"chat." + zoneBE, "lghs-chat-prod." + zoneSpace}
+	if got := p.pinned(names); got != nil {
+		t.Errorf("without a migration: %v", got)
+	}
+	inv.Migrate = &inventory.Migrate{To: inv.Hosts[0].Name}
+	got := p.pinned(names)
+	if len(got) != 1 || fmt.Sprint(got["chat."+zoneBE]) != fmt.Sprint(addrs) {
+		t.Errorf("pinned %v, want only the public name on %v", got, addrs)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +82,10 @@ type RenewCertificate struct {
 	// Names are its DNS names, each mapped to its zone.
 	Names []string          `json:"names"`
 	Zones map[string]string `json:"zones"`
+	// Addrs are, for some names, the addresses to check what is served
+	// on instead of what DNS answers: this host's own, for a public name
+	// that may still point at the old server before migrate cutover.
+	Addrs map[string][]netip.Addr `json:"addrs,omitempty"`
 }
 
 // LoadRenewConfig reads and checks a renew.json.
@@ -358,7 +363,7 @@ func Renew(ctx context.Context, cfg RenewConfig, o RenewOptions) (State, error) 
 		if cs.Cert.Serial == "" {
 			continue
 		}
-		served, err := waitServed(ctx, Probe{Names: c.Names, Port: cfg.VerifyPort, Roots: s.Roots(), Resolvers: cfg.Resolvers}, cs.Cert, o.VerifyTimeout)
+		served, err := waitServed(ctx, Probe{Names: c.Names, Port: cfg.VerifyPort, Roots: s.Roots(), Resolvers: cfg.Resolvers, Addrs: c.Addrs}, cs.Cert, o.VerifyTimeout)
 		cs.Served = nil
 		for _, sv := range served {
 			cs.Served = append(cs.Served, sv.String())

@@ -10,9 +10,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -170,6 +172,13 @@ func TestCheckServedVerifiesEachNameOnIPv4AndIPv6(t *testing.T) {
 	if got := CheckServed(ctx, p); len(got) != 1 || got[0].Err == nil || !strings.Contains(got[0].Err.Error(), "resolve missing."+zoneBE) {
 		t.Errorf("unresolvable name: %v", got)
 	}
+	// A name pinned to addresses (a public name before migrate cutover)
+	// is checked there, whatever DNS says (here: nothing).
+	p.Names, p.Addrs = []string{"missing." + zoneBE}, map[string][]netip.Addr{"missing." + zoneBE: {netip.MustParseAddr("127.0.0.1")}}
+	if got := CheckServed(ctx, p); len(got) != 1 || got[0].Addr.String() != "127.0.0.1" || !strings.Contains(fmt.Sprint(got[0].Err), "not missing."+zoneBE) {
+		t.Errorf("pinned name: %v", got)
+	}
+	p.Addrs = nil
 	// The handshake-only probe reports the certificate without HTTP.
 	p.Names, p.Path = names[:1], ""
 	ng.status.Store(502)

@@ -233,6 +233,7 @@ func runCertsPhase(ctx context.Context, s *cloudSession, st *UpState) error {
 		if err != nil {
 			return err
 		}
+		cfg.HostAddrs = hc.publicAddrs(h)
 		p, err := certs.NewPhase(cfg)
 		if err != nil {
 			return err
@@ -312,11 +313,7 @@ func runVerifyPhase(ctx context.Context, s *cloudSession, st *UpState) error {
 			if err != nil {
 				return err
 			}
-			for _, a := range []netip.Addr{hc.auditTarget(h).IPv4, hc.auditTarget(h).IPv6} {
-				if a.IsValid() {
-					cfg.HostAddrs = append(cfg.HostAddrs, a)
-				}
-			}
+			cfg.HostAddrs = hc.publicAddrs(h)
 			p, err := certs.NewPhase(cfg)
 			if err != nil {
 				return err
@@ -330,6 +327,18 @@ func runVerifyPhase(ctx context.Context, s *cloudSession, st *UpState) error {
 	}
 	s.tally.Play("verify")
 	return runPhaseTargets(ctx, s, st, targets)
+}
+
+// publicAddrs are the host's public addresses, as the cloud reports them.
+func (hc *hostConns) publicAddrs(h *inventory.Host) []netip.Addr {
+	var out []netip.Addr
+	t := hc.auditTarget(h)
+	for _, a := range []netip.Addr{t.IPv4, t.IPv6} {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // auditTarget says where a host is reachable from outside and what its
