@@ -90,6 +90,7 @@ func (r *rig) start() {
 		if _, errOut, code := r.run("lab", "stop"); code != 0 {
 			r.t.Errorf("lab stop: exit %d\n%s", code, errOut)
 		}
+		r.leftovers()
 	})
 	if _, errOut, code := r.run("lab", "start"); code != 0 {
 		r.t.Fatalf("lab start: exit %d\n%s", code, errOut)
@@ -105,6 +106,47 @@ func (r *rig) start() {
 		}
 		k, v, _ := strings.Cut(kv, "=")
 		r.env = append(r.env, k+"="+strings.Trim(v, "'"))
+	}
+}
+
+// leftovers fails the test if the stopped lab left anything behind: its
+// network namespaces (lgl<N>-*), mounts, or services answering on the box
+// address.
+func (r *rig) leftovers() {
+	r.t.Helper()
+	if len(r.env) == 0 {
+		return
+	}
+	dnsAddr := strings.Split(r.getenv("LGHSCTL_DNS_RESOLVERS"), ",")[0]
+	box, _, _ := net.SplitHostPort(dnsAddr)
+	var n int
+	if _, err := fmt.Sscanf(box, "10.%d.0.1", &n); err != nil {
+		r.t.Errorf("box address %s: %v", box, err)
+		return
+	}
+	prefix := fmt.Sprintf("lgl%d-", n-200)
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			r.t.Errorf("network namespace left: %s", l)
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(l, "/"+strings.TrimSuffix(prefix, "-")+"/") || strings.Contains(l, "/run/netns/"+prefix) {
+			r.t.Errorf("mount left: %s", l)
+		}
+	}
+	// Listening sockets on the box address (checked locally: once the lab
+	// is gone, that address is not this machine's any more).
+	ss, err := exec.Command("ss", "-Hltnu").Output()
+	if err != nil {
+		r.t.Errorf("ss: %v", err)
+	}
+	for _, l := range strings.Split(string(ss), "\n") {
+		if strings.Contains(l, " "+box+":") {
+			r.t.Errorf("still listening on the box address: %s", l)
+		}
 	}
 }
 
