@@ -23,8 +23,8 @@ type Pos struct {
 type decoder struct {
 	file      string
 	problems  *Problems
-	positions map[string]Pos // field path → where its value starts
-	keyPos    map[string]Pos // field path → where its key starts
+	positions map[string]Pos  // field path → where its value starts
+	keyPos    map[string]Pos  // field path → where its key starts
 	failed    map[string]bool // field paths whose value could not be decoded
 }
 

@@ -96,9 +96,9 @@ func zoneView(z Zone, t Token) zoneJSON {
 		ID: z.ID, Name: z.Name, Status: z.Status, Type: "full",
 		NameServers: slices.Clone(z.NameServers), VanityNameServers: []string{},
 		CreatedOn: created, ModifiedOn: created,
-		Meta:    zoneMeta{Step: 2, PageRuleQuota: 3},
-		Owner:   zoneOwner{Type: "user"},
-		Account: idName{ID: z.AccountID, Name: z.AccountName},
+		Meta:        zoneMeta{Step: 2, PageRuleQuota: 3},
+		Owner:       zoneOwner{Type: "user"},
+		Account:     idName{ID: z.AccountID, Name: z.AccountName},
 		Permissions: tokenPermissions(t),
 		Plan: zonePlan{
 			ID: stableID(z.Plan), Name: planName(z.Plan), Currency: "USD", LegacyID: z.Plan,
